@@ -1,0 +1,53 @@
+# Loomworks platform. `make test` is THE test command (README, CI).
+SHELL := /bin/bash
+.SHELLFLAGS := -Eeuo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+ODOO_TREE := $(shell $(PYTHON) tests/support/odoo_tree.py)
+# Odoo's official source: the pinned 18.0 revision the image and `make odoo` use.
+ODOO_REPO ?= https://github.com/odoo/odoo
+ODOO_REF ?= 18.0
+PYTEST_ARGS ?=
+
+.PHONY: help test venv odoo lint up down bench
+
+help:
+	@echo "make up      start the stack (docker compose up -d --build)"
+	@echo "make test    build the test venv and run the whole suite"
+	@echo "make odoo    fetch Odoo $(ODOO_REF) from $(ODOO_REPO) into the cache"
+	@echo "make lint    ruff, shellcheck, hadolint (when installed)"
+
+# The venv is rebuilt when a requirements file changes or the Odoo tree moves.
+VENV_STAMP := $(VENV)/.stamp-$(shell printf '%s' "$(ODOO_TREE)" | md5sum | cut -c1-8)
+$(VENV_STAMP): requirements-test.txt docker/build-constraints.txt $(if $(ODOO_TREE),$(ODOO_TREE)/requirements.txt)
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	export PIP_CONSTRAINT=$(CURDIR)/docker/build-constraints.txt PIP_DISABLE_PIP_VERSION_CHECK=1; \
+	$(VENV)/bin/pip install -q $(if $(ODOO_TREE),-r $(ODOO_TREE)/requirements.txt) -r requirements-test.txt
+	site=$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	if [ -n "$(ODOO_TREE)" ]; then echo "$(ODOO_TREE)" > "$$site/odoo-tree.pth"; else rm -f "$$site/odoo-tree.pth"; fi
+	rm -f $(VENV)/.stamp-* && touch $@
+
+venv: $(VENV_STAMP)
+
+test: venv
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+odoo:
+	@dest=$$($(PYTHON) -c 'from tests.support.odoo_tree import cache_dir; print(cache_dir())'); \
+	if [ -f "$$dest/odoo-bin" ]; then echo "Odoo tree already in $$dest"; exit 0; fi; \
+	mkdir -p "$$(dirname "$$dest")"; \
+	git clone --depth 1 --branch $(ODOO_REF) $(ODOO_REPO) "$$dest.tmp" && mv "$$dest.tmp" "$$dest"; \
+	echo "Odoo tree in $$dest"
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	shellcheck -x $$(git ls-files | xargs grep -lE '^#!.*(ba)?sh' 2>/dev/null)
+	if command -v hadolint >/dev/null; then hadolint $$(git ls-files '*Dockerfile*'); fi
+
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down

@@ -1,0 +1,143 @@
+"""Test platform: markers, loud skips, and shared session fixtures.
+
+Markers (see pyproject.toml): unit, integration (real services on loopback),
+odoo (needs an Odoo tree), docker (needs a Docker engine). Tests that need
+something missing are skipped, and the reason is printed ONCE in the summary
+header instead of once per test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.odoo_tree import find_odoo_tree, why_missing
+from tests.support.pg import PgCluster
+
+REPO = Path(__file__).resolve().parent.parent
+
+_missing: dict[str, str] = {}
+
+
+def _docker_missing() -> str | None:
+    if not shutil.which("docker"):
+        return "no docker CLI on PATH"
+    r = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return "no Docker engine answers (start dockerd; .ci/setup-host does it)"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    tree = find_odoo_tree()
+    if tree is None:
+        _missing["odoo"] = why_missing()
+    config.odoo_tree = tree  # type: ignore[attr-defined]
+    docker = _docker_missing()
+    if docker:
+        _missing["docker"] = docker
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"odoo tree: {config.odoo_tree or '-'}"]  # type: ignore[attr-defined]
+    lines += [f"SKIPPING all '{m}' tests: {why}" for m, why in _missing.items()]
+    return lines
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for marker, why in _missing.items():
+        skip = pytest.mark.skip(reason=f"{marker}: {why}")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    for marker, why in _missing.items():
+        terminalreporter.write_line(f"SKIPPED all '{marker}' tests: {why}", yellow=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def odoo_tree(pytestconfig: pytest.Config) -> Path:
+    tree = pytestconfig.odoo_tree  # type: ignore[attr-defined]
+    if tree is None:
+        pytest.skip(why_missing())
+    return tree
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL 15 cluster on a random loopback port, shared by the session."""
+    cluster = PgCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def make_pg_cluster() -> Iterator:
+    """Factory for private clusters a test may stop, kill or reconfigure."""
+    clusters: list[PgCluster] = []
+
+    def make(**settings: str) -> PgCluster:
+        c = PgCluster(settings=settings)
+        clusters.append(c)
+        return c
+
+    yield make
+    for c in clusters:
+        c.destroy()
+
+
+# --- images (docker marker) -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    import docker
+
+    client = docker.from_env(timeout=300)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    from tests.support.images import ensure_base_image
+
+    ensure_base_image()
+    return "debian:bookworm-slim"
+
+
+@pytest.fixture(scope="session")
+def erp_image(base_image: str, odoo_tree: Path) -> str:
+    from tests.support.images import build, prepare_odoo_context
+
+    prepare_odoo_context(odoo_tree)
+    return build("loomworks/erp:test")
+
+
+@pytest.fixture(scope="session")
+def postgres_image(base_image: str) -> str:
+    from tests.support.images import build
+
+    return build("loomworks/postgres:test")
+
+
+@pytest.fixture(scope="session")
+def nginx_image(base_image: str) -> str:
+    from tests.support.images import build
+
+    return build("loomworks/nginx:test")
+
+
+@pytest.fixture(scope="session")
+def redis_image(base_image: str) -> str:
+    from tests.support.images import build
+
+    return build("loomworks/redis:test")

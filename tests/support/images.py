@@ -1,0 +1,76 @@
+"""Build the project's images with the Docker CLI (BuildKit), once per session.
+
+The docker SDK's ``images.build`` uses the legacy builder, which has no secret or
+cache mounts, so builds go through ``docker build``. When the host trusts a CA
+bundle that containers do not (TLS-intercepting proxy), it is passed as the
+BuildKit secret ``ca`` and never lands in a layer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+ODOO_CONTEXT = REPO / "odoo-src"  # gitignored; the Dockerfile copies it when present
+
+# tag -> (dockerfile, default target)
+IMAGES: dict[str, tuple[str, str | None]] = {
+    "loomworks/erp:test": ("docker/Dockerfile", "runtime"),
+    "loomworks/erp-dev:test": ("docker/Dockerfile", "dev"),
+    "loomworks/postgres:test": ("postgres/Dockerfile", None),
+    "loomworks/nginx:test": ("nginx/Dockerfile", None),
+    "loomworks/redis:test": ("redis/Dockerfile", None),
+}
+
+
+def ensure_base_image() -> None:
+    """debian:bookworm-slim, built from a Debian mirror when it cannot be pulled."""
+    subprocess.run([str(REPO / "docker" / "build-base-image")], check=True)
+
+
+def prepare_odoo_context(tree: Path) -> None:
+    """Hard-link (same filesystem) or copy the Odoo tree into ./odoo-src for offline builds."""
+    marker = ODOO_CONTEXT / ".source"
+    if marker.is_file() and marker.read_text() == str(tree):
+        return
+    shutil.rmtree(ODOO_CONTEXT, ignore_errors=True)
+    tmp = ODOO_CONTEXT.with_name("odoo-src.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    r = subprocess.run(["cp", "-al", f"{tree}/.", str(tmp)], capture_output=True, check=False)
+    if r.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(tree, tmp, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    shutil.rmtree(tmp / ".git", ignore_errors=True)
+    (tmp / ".source").write_text(str(tree))
+    tmp.rename(ODOO_CONTEXT)
+
+
+def build_args_for_host() -> list[str]:
+    args: list[str] = []
+    if HOST_CA.is_file():
+        args += ["--secret", f"id=ca,src={HOST_CA}"]
+    return args
+
+
+def build(tag: str, *, dockerfile: str | None = None, target: str | None = None,
+          build_args: dict[str, str] | None = None, context: Path = REPO) -> str:
+    """Build ``tag`` from the repository with BuildKit; returns the tag."""
+    default_file, default_target = IMAGES.get(tag, (None, None))
+    dockerfile = dockerfile or default_file
+    target = target or default_target
+    assert dockerfile, f"no Dockerfile known for {tag}"
+    cmd = ["docker", "build", "-q", "-f", str(REPO / dockerfile), "-t", tag, *build_args_for_host()]
+    if target:
+        cmd += ["--target", target]
+    for k, v in (build_args or {}).items():
+        cmd += ["--build-arg", f"{k}={v}"]
+    cmd.append(str(context))
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"docker build {tag} failed:\n{r.stderr[-6000:]}")
+    return tag
