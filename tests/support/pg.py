@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -51,7 +52,7 @@ class PgCluster:
 
     settings: dict[str, str] = field(default_factory=dict)
     superuser: str = "postgres"
-    password: str = "pg-test-password"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     port: int = 0
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="loomworks-pg-")))
 
@@ -65,7 +66,8 @@ class PgCluster:
 
     @property
     def dsn(self) -> str:
-        return f"host=127.0.0.1 port={self.port} user={self.superuser} password={self.password} dbname=postgres"
+        return (f"host=127.0.0.1 port={self.port} user={self.superuser} "
+                f"password={self.password} dbname=postgres")
 
     @property
     def env(self) -> dict[str, str]:
