@@ -1,0 +1,63 @@
+"""Fixtures for the nginx tests: stand-in upstreams and a running nginx."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.nginx.harness import HttpUpstream, NginxRun, WsEchoUpstream, entrypoint_env, make_root
+
+
+@pytest.fixture(scope="session")
+def nginx_binary() -> str:
+    path = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None)
+    if path is None:
+        pytest.skip("no nginx binary on this host (Debian: apt-get install nginx)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def http_upstream() -> Iterator[HttpUpstream]:
+    up = HttpUpstream()
+    yield up
+    up.close()
+
+
+@pytest.fixture(scope="session")
+def ws_upstream() -> Iterator[WsEchoUpstream]:
+    up = WsEchoUpstream()
+    yield up
+    up.close()
+
+
+@pytest.fixture
+def make_nginx(nginx_binary: str) -> Iterator[Callable[..., NginxRun]]:
+    """Factory: ``make_nginx(**env)`` -> an unstarted NginxRun in its own directory."""
+    runs: list[NginxRun] = []
+
+    def make(**overrides: str) -> NginxRun:
+        root = make_root()
+        run = NginxRun(entrypoint_env(root, NGINX_BIN=nginx_binary, **overrides), root)
+        runs.append(run)
+        return run
+
+    yield make
+    for run in runs:
+        run.stop()
+        shutil.rmtree(run.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def nginx(nginx_binary: str, http_upstream: HttpUpstream, ws_upstream: WsEchoUpstream) -> Iterator[NginxRun]:
+    """The project's config on loopback in front of the two stand-in upstreams."""
+    root = make_root()
+    run = NginxRun(entrypoint_env(root, NGINX_BIN=nginx_binary, ODOO_HTTP_PORT=str(http_upstream.port),
+                                  ODOO_WS_PORT=str(ws_upstream.port)), root)
+    run.start()
+    yield run
+    run.stop()
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,173 @@
+"""nginx/entrypoint.sh: environment validation and certificate handling.
+
+Runs the entrypoint from the repository against the host's nginx (paths under
+a temporary directory), exactly as the image runs it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.nginx.harness import NginxRun, request, run_entrypoint
+
+pytestmark = pytest.mark.integration
+
+TENANT = "acme.loomworks.app"
+
+
+def served_cert_sha256(run: NginxRun, sni: str = TENANT) -> str:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", run.https_port)) as raw, \
+            ctx.wrap_socket(raw, server_hostname=sni) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der
+    return hashlib.sha256(der).hexdigest()
+
+
+def file_sha256(pem: Path) -> str:
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem.read_text())).hexdigest()
+
+
+def make_cert(dir_: Path, *, names: tuple[str, ...] = ("loomworks.app", "*.loomworks.app"),
+              expired: bool = False) -> tuple[Path, Path]:
+    """A self-signed EC pair in ``dir_``; ``expired`` makes one that ended yesterday."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    dir_.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = (now - datetime.timedelta(days=60), now - datetime.timedelta(days=1)) if expired \
+        else (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=90))
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = dir_ / "fullchain.pem", dir_ / "privkey.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def error_line(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode != 0, f"expected a failure, got rc=0\n{r.stderr}"
+    lines = [ln for ln in r.stderr.splitlines() if "error:" in ln]
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(("var", "value", "expected"), [
+    ("LOOMWORKS_DOMAIN", "bad_domain!", "LOOMWORKS_DOMAIN must be a DNS name"),
+    ("LOOMWORKS_DOMAIN", "a..b", "LOOMWORKS_DOMAIN must be a DNS name"),
+    ("ODOO_HOST", "odoo host", "ODOO_HOST must be a DNS name"),
+    ("ODOO_HTTP_PORT", "70000", "ODOO_HTTP_PORT must be <= 65535"),
+    ("ODOO_WS_PORT", "ws", "ODOO_WS_PORT must be a non-negative integer"),
+    ("ALLOW_DATABASE_MANAGER", "maybe", "ALLOW_DATABASE_MANAGER must be a boolean"),
+    ("NGINX_HTTPS_LISTEN", "https", "NGINX_HTTPS_LISTEN must be PORT or IPV4:PORT"),
+    ("PUBLIC_HTTPS_PORT", "0", "PUBLIC_HTTPS_PORT must be >= 1"),
+    ("RESOLVER", "dns.example", "RESOLVER must be space-separated IP addresses"),
+])
+def test_bad_environment_fails_with_one_clear_line(make_nginx, var: str, value: str, expected: str) -> None:
+    run = make_nginx(**{var: value})
+    line = error_line(run_entrypoint(run.env, "check"))
+    assert expected in line, line
+    assert not (run.root / "conf" / "nginx.conf").exists()  # nothing rendered
+
+
+def test_domain_is_case_insensitive(make_nginx) -> None:
+    run = make_nginx(LOOMWORKS_DOMAIN="LoomWorks.APP").start()
+    assert request(run.https_port, TENANT, "/nginx-health", context=run.tls_context()).status == 200
+
+
+def test_self_signed_certificate_is_generated_once_and_reused(make_nginx) -> None:
+    run = make_nginx()
+    run.start()
+    generated = run.root / "self-signed" / "fullchain.pem"
+    first = served_cert_sha256(run)
+    assert first == file_sha256(generated)
+    assert (run.root / "self-signed" / "privkey.pem").stat().st_mode & 0o077 == 0
+    # the generated certificate covers the bare domain and any tenant (verified TLS)
+    for host in ("loomworks.app", TENANT, "bigco.loomworks.app"):
+        assert request(run.https_port, host, "/nginx-health", context=run.tls_context()).status == 200
+    run.stop()
+    run.start()
+    assert served_cert_sha256(run) == first
+    assert "reusing self-signed certificate" in run.log()
+
+
+def test_self_signed_certificate_is_replaced_when_the_domain_changes(make_nginx) -> None:
+    run = make_nginx()
+    assert run_entrypoint(run.env, "check").returncode == 0
+    before = file_sha256(run.root / "self-signed" / "fullchain.pem")
+    run.env["LOOMWORKS_DOMAIN"] = "example.org"
+    r = run_entrypoint(run.env, "check")
+    assert r.returncode == 0, r.stderr
+    assert "generated a self-signed certificate for example.org" in r.stderr
+    assert file_sha256(run.root / "self-signed" / "fullchain.pem") != before
+
+
+def test_mounted_certificate_is_served(make_nginx) -> None:
+    run = make_nginx()
+    cert, _ = make_cert(run.root / "certs")
+    run.start()
+    assert served_cert_sha256(run) == file_sha256(cert)
+    assert "using mounted certificate" in run.log()
+    assert not (run.root / "self-signed" / "fullchain.pem").exists()
+
+
+def test_unwritable_self_signed_directory_is_a_clear_error(make_nginx) -> None:
+    run = make_nginx(LW_SELF_SIGNED_DIR="/proc/lwtest-no-such-dir")
+    assert "self-signed certificate directory missing or not writable" in error_line(
+        run_entrypoint(run.env, "check"))
+
+
+@pytest.mark.parametrize("case", ["garbage", "mismatch", "wrong-domain", "expired", "key-only", "bad-key"])
+def test_bad_mounted_certificate_fails_with_one_clear_line(make_nginx, tmp_path: Path, case: str) -> None:
+    run = make_nginx()
+    certs = run.root / "certs"
+    expected = {
+        "garbage": "fullchain.pem: not a PEM certificate",
+        "mismatch": "private key does not match the certificate",
+        "wrong-domain": "certificate is not valid for LOOMWORKS_DOMAIN=loomworks.app",
+        "expired": "certificate expired on",
+        "key-only": "fullchain.pem: missing (",
+        "bad-key": "privkey.pem: not an unencrypted PEM private key",
+    }[case]
+    if case == "garbage":
+        make_cert(certs)
+        (certs / "fullchain.pem").write_text(
+            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    elif case == "mismatch":
+        make_cert(certs)
+        _, other_key = make_cert(tmp_path / "other")
+        (certs / "privkey.pem").write_bytes(other_key.read_bytes())
+    elif case == "wrong-domain":
+        make_cert(certs, names=("other.example",))
+    elif case == "expired":
+        make_cert(certs, expired=True)
+    elif case == "key-only":
+        make_cert(certs)
+        (certs / "fullchain.pem").unlink()
+    elif case == "bad-key":
+        make_cert(certs)
+        (certs / "privkey.pem").write_text(
+            "-----BEGIN PRIVATE KEY-----\nsecret-material\n-----END PRIVATE KEY-----\n")
+    r = run_entrypoint(run.env, "check")
+    line = error_line(r)
+    assert expected in line, line
+    assert "secret-material" not in r.stderr + r.stdout
+    assert not (run.root / "self-signed" / "fullchain.pem").exists()  # no silent fallback

@@ -1,0 +1,152 @@
+"""The loomworks/nginx image as a container (needs a Docker engine).
+
+The routing details are tested on the host with the same files (test_proxy);
+here: the image runs unprivileged on a read-only root filesystem, becomes
+healthy, resolves Odoo through Docker's DNS at request time (so it starts
+before Odoo exists), keeps its generated certificate across restarts, and
+refuses bad settings with one clear line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.nginx.harness import request
+from tests.support.pg import wait_for
+
+pytestmark = pytest.mark.docker
+
+DOMAIN = "loomworks.localhost"
+TENANT = f"acme.{DOMAIN}"
+PORTS = {"8080/tcp": ("127.0.0.1", None), "8443/tcp": ("127.0.0.1", None), "8069/tcp": ("127.0.0.1", None)}
+# A stand-in for Odoo built from the same image: nginx answering with what it received.
+UPSTREAM_CONF = r"""
+pid /tmp/up.pid; error_log stderr;
+events {}
+http {
+  access_log off;
+  client_body_temp_path /tmp/cb; proxy_temp_path /tmp/px; fastcgi_temp_path /tmp/fc;
+  uwsgi_temp_path /tmp/uw; scgi_temp_path /tmp/sc;
+  server { listen 8069; location / {
+    return 200 "http|$http_host|$http_x_forwarded_for|$http_x_forwarded_proto\n"; } }
+  server { listen 8072; location / { return 200 "ws|$http_host|$http_upgrade\n"; } }
+}
+"""
+
+
+@pytest.fixture
+def docker_env(docker_client, nginx_image: str) -> Iterator[Callable]:
+    """run(**kwargs) -> container on a private network; everything removed afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    network = docker_client.networks.create(f"lwtest-nginx-{suffix}")
+    containers: list = []
+
+    def run(name: str, **kwargs):
+        c = docker_client.containers.run(nginx_image, name=f"lwtest-{name}-{suffix}", detach=True,
+                                          network=network.name, **kwargs)
+        containers.append(c)
+        return c
+
+    run.suffix = suffix  # type: ignore[attr-defined]
+    yield run
+    for c in containers:
+        c.remove(force=True, v=True)
+    network.remove()
+
+
+def host_port(container, port: str) -> int:
+    container.reload()
+    return int(container.ports[port][0]["HostPort"])
+
+
+def health(container) -> str:
+    container.reload()
+    return container.attrs["State"].get("Health", {}).get("Status", "none")
+
+
+def served_cert(port: int) -> str:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=TENANT) as tls:
+        return hashlib.sha256(tls.getpeercert(binary_form=True) or b"").hexdigest()
+
+
+def unverified() -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def test_image_unprivileged_read_only_healthy_and_routes_via_docker_dns(docker_env) -> None:
+    odoo_name = f"lwtest-odoo-{docker_env.suffix}"
+    edge = docker_env("edge", environment={"ODOO_HOST": odoo_name}, ports=PORTS, read_only=True,
+                      tmpfs={"/tmp": "", "/var/cache/nginx": "uid=101,gid=101"})
+    https = host_port(edge, "8443/tcp")
+    wait_for(lambda: health(edge) == "healthy", 60, "the nginx container to be healthy")
+
+    uid_line = edge.exec_run(["bash", "-c", "grep -h '^Uid:' /proc/[0-9]*/status | sort -u"]).output.decode()
+    assert uid_line.split() == ["Uid:", "101", "101", "101", "101"], uid_line
+    assert edge.exec_run(["nginx", "-t"]).exit_code == 0  # /etc/nginx/nginx.conf -> rendered file
+
+    # Odoo does not exist yet: nginx still started, and answers 502 with its page.
+    resp = request(https, TENANT, "/web", context=unverified(), source="127.0.0.1")
+    assert resp.status == 502 and b"Odoo is not answering" in resp.body
+
+    docker_env("odoo", entrypoint=["bash", "-c", 'printf "%s" "$0" > /tmp/up.conf; '
+                                   'exec nginx -c /tmp/up.conf -g "daemon off;"', UPSTREAM_CONF])
+
+    def proxied() -> bool:
+        return request(https, TENANT, "/web", context=unverified(), source="127.0.0.1").status == 200
+
+    wait_for(proxied, 40, "nginx to resolve the new Odoo container (resolver valid=10s)")
+    body = request(https, TENANT, "/web", context=unverified(), source="127.0.0.1",
+                   headers={"X-Forwarded-For": "6.6.6.6"}).body.decode().strip()
+    kind, host, xff, proto = body.split("|")
+    assert (kind, host, proto) == ("http", f"{TENANT}:{https}", "https")
+    assert xff and "6.6.6.6" not in xff
+    ws = request(https, TENANT, "/websocket", context=unverified(), source="127.0.0.1",
+                 headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert ws.body.decode().strip() == f"ws|{TENANT}:{https}|websocket"
+
+    local = host_port(edge, "8069/tcp")
+    body = request(local, "localhost", "/web", tls=False, source="127.0.0.1").body.decode()
+    assert body.startswith(f"http|localhost:{local}|") and body.strip().endswith("|http")
+    redirect = request(host_port(edge, "8080/tcp"), TENANT, "/web", tls=False, source="127.0.0.1")
+    assert (redirect.status, redirect.headers["Location"]) == (308, f"https://{TENANT}/web")
+
+
+def test_image_keeps_its_self_signed_certificate_across_restarts(docker_env) -> None:
+    edge = docker_env("edge", ports=PORTS)
+    https = host_port(edge, "8443/tcp")
+    first = wait_for(lambda: _try(served_cert, https), 30, "TLS on the container")
+    edge.restart(timeout=10)
+    https = host_port(edge, "8443/tcp")
+    assert wait_for(lambda: _try(served_cert, https), 30, "TLS after restart") == first
+    assert "reusing self-signed certificate" in edge.logs().decode()
+
+
+def _try(fn, *args):
+    try:
+        return fn(*args)
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"ODOO_HTTP_PORT": "http"}, "ODOO_HTTP_PORT must be a non-negative integer"),
+    ({"LOOMWORKS_DOMAIN": "bad domain"}, "LOOMWORKS_DOMAIN must be a DNS name"),
+])
+def test_image_refuses_bad_settings_with_one_clear_line(docker_env, env: dict, expected: str) -> None:
+    c = docker_env("bad", environment=env)
+    assert c.wait(timeout=30)["StatusCode"] == 1
+    errors = [ln for ln in c.logs().decode().splitlines() if "error:" in ln]
+    assert len(errors) == 1 and expected in errors[0], errors
