@@ -1,0 +1,7 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from . import controllers, health  # noqa: F401
+
+
+def post_load():
+    """Install the early WSGI hook (runs for server-wide loading and on registry load)."""
+    health.install()

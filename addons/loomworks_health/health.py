@@ -1,0 +1,473 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Readiness and liveness checks, and the early WSGI hook that serves them.
+
+The hook wraps ``odoo.http.Application.__call__`` so that ``/web/health`` and
+``/web/health/live`` are answered before Odoo builds a session, lists the
+databases or opens a registry: a health call never waits on the registry lock
+while a database is being loaded or upgraded.
+
+Readiness (``/web/health``):
+
+1. If a database is configured (``db_name``, first of a comma list) and its
+   registry is loading or being upgraded -> 503 ``starting`` at once.
+2. A real ``SELECT 1`` round trip on a dedicated, validated connection to the
+   configured database (``postgres`` when none is configured), with a
+   client-side deadline: ``health_connect_timeout`` for connecting and
+   ``health_statement_timeout`` for the query (also set as the server's
+   ``statement_timeout``). A kept connection that fails is closed and the check
+   is retried once on a new connection, so a stale connection never decides.
+3. If the configured database has no registry (the load failed, e.g. Odoo
+   started while PostgreSQL was down, or it was never loaded) -> 503
+   ``registry_failed`` or ``starting``, and a registry load is started in the
+   background (at most once every ``RELOAD_INTERVAL`` seconds), exactly what the
+   first user request would otherwise do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import math
+import os
+import selectors
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import odoo.http
+import psycopg2
+import psycopg2.extensions
+from odoo import sql_db
+from odoo.modules.registry import Registry
+from odoo.tools import config
+from werkzeug.wrappers import Response
+
+_logger = logging.getLogger(__name__)
+
+READINESS_PATH = "/web/health"
+LIVENESS_PATH = "/web/health/live"
+PATHS = frozenset((READINESS_PATH, LIVENESS_PATH))
+
+DEFAULT_TIMEOUT = 2.0  # seconds, for both config keys
+TIMEOUT_KEYS = ("health_connect_timeout", "health_statement_timeout")
+MAINTENANCE_DB = "postgres"
+IDLE_MAX = 2  # validated connections kept per process
+IDLE_MAX_AGE = 60.0  # seconds; older kept connections are replaced by new ones
+RELOAD_INTERVAL = 5.0  # seconds between background registry loads of one database
+HEADERS = (("Cache-Control", "no-store"),)
+
+# libpq/server messages for a server that answered but refused the session.
+_REJECTED = (
+    "authentication failed",
+    "pg_hba.conf",
+    "does not exist",
+    "too many",
+    "remaining connection slots",
+    "permission denied",
+    "not permitted",
+    "not currently accepting connections",
+)
+
+
+class CheckFailed(Exception):
+    """A check failed with a machine-readable code."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+# --- configuration ------------------------------------------------------------
+
+_warned: set[tuple[str, str]] = set()
+
+
+def timeout_setting(key: str) -> float:
+    """A positive number of seconds from the Odoo config; the default (logged once) when invalid."""
+    raw = config.get(key)
+    if raw is None or raw is False or raw == "":
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        if (key, str(raw)) not in _warned:
+            _warned.add((key, str(raw)))
+            _logger.error(
+                "loomworks_health: %s=%r in the Odoo config is not a positive number of seconds; using %s",
+                key, raw, DEFAULT_TIMEOUT,
+            )
+        return DEFAULT_TIMEOUT
+    return value
+
+
+def configured_db() -> str | None:
+    """The configured database (first of ``db_name``), or None in multi-database mode."""
+    names = config.get("db_name")
+    if not names or not isinstance(names, str):
+        return None
+    return names.split(",")[0].strip() or None
+
+
+# --- registry state -------------------------------------------------------------
+
+
+class _Loads:
+    """Registry loads seen through ``Registry.new`` (wrapped by ``install``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active: dict[str, int] = {}
+        self.failed: dict[str, float] = {}
+        self.loader: set[str] = set()
+        self.last_attempt: dict[str, float] = {}
+
+    def begin(self, db: str) -> None:
+        with self.lock:
+            self.active[db] = self.active.get(db, 0) + 1
+
+    def end(self, db: str, ok: bool) -> None:
+        with self.lock:
+            self.active[db] -= 1
+            if not self.active[db]:
+                del self.active[db]
+            if ok:
+                self.failed.pop(db, None)
+            else:
+                self.failed[db] = time.monotonic()
+
+    def in_progress(self, db: str) -> bool:
+        return bool(self.active.get(db)) or db in self.loader
+
+
+_loads = _Loads()
+
+
+def _registry_lock_busy() -> bool:
+    """True when another thread holds ``Registry._lock`` (creating/deleting registries)."""
+    lock = Registry._lock
+    try:
+        acquired = lock.acquire(blocking=False)
+    except TypeError:  # DummyRLock while Odoo runs in test mode
+        return False
+    if acquired:
+        lock.release()
+        return False
+    return True
+
+
+def registry_state(db: str) -> str:
+    """``ready``, ``loading`` or ``absent``, without taking the registry lock."""
+    registry = Registry.registries.d.get(db)
+    if registry is not None:
+        return "ready" if getattr(registry, "ready", False) else "loading"
+    if _loads.in_progress(db) or _registry_lock_busy():
+        return "loading"
+    return "absent"
+
+
+def _load_in_background(db: str) -> None:
+    try:
+        Registry(db)
+    except Exception:  # Odoo has logged the traceback already
+        _logger.warning("loomworks_health: loading the registry of database %r failed", db)
+    finally:
+        with _loads.lock:
+            _loads.loader.discard(db)
+
+
+def _maybe_start_load(db: str) -> None:
+    now = time.monotonic()
+    with _loads.lock:
+        if db in _loads.loader or now - _loads.last_attempt.get(db, -math.inf) < RELOAD_INTERVAL:
+            return
+        _loads.loader.add(db)
+        _loads.last_attempt[db] = now
+    _logger.info("loomworks_health: database %r has no registry; loading it in the background", db)
+    threading.Thread(target=_load_in_background, args=(db,), name=f"loomworks_health.load.{db}",
+                     daemon=True).start()
+
+
+def _install_registry_tracking() -> None:
+    current = Registry.__dict__["new"]
+    func = current.__func__
+    if getattr(func, "_loomworks_health", False):
+        return
+
+    @functools.wraps(func)
+    def new(cls, db_name, *args, **kwargs):
+        _loads.begin(db_name)
+        ok = False
+        try:
+            registry = func(cls, db_name, *args, **kwargs)
+            ok = True
+            return registry
+        finally:
+            _loads.end(db_name, ok)
+
+    new._loomworks_health = True  # type: ignore[attr-defined]
+    Registry.new = classmethod(new)  # type: ignore[method-assign,assignment]
+
+
+# --- database round trip ----------------------------------------------------------
+
+
+class _Probe:
+    """A few validated connections per process, never shared across a fork."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        self.idle: list[tuple[tuple, Any, float]] = []
+        self.orphans: list[Any] = []  # inherited across fork: never closed (would end the parent's session)
+
+    def _check_fork(self) -> None:
+        if self.pid != os.getpid():
+            self.orphans.extend(conn for _, conn, _ in self.idle)
+            self.idle = []
+            self.pid = os.getpid()
+
+    def take(self, key: tuple) -> Any | None:
+        stale = []
+        conn = None
+        with self.lock:
+            self._check_fork()
+            now = time.monotonic()
+            while self.idle:
+                k, c, created = self.idle.pop()
+                if k == key and now - created < IDLE_MAX_AGE and not c.closed:
+                    conn = (c, created)
+                    break
+                stale.append(c)
+        for c in stale:
+            _close(c)
+        return conn
+
+    def give_back(self, key: tuple, conn: Any, created: float) -> None:
+        with self.lock:
+            self._check_fork()
+            if len(self.idle) < IDLE_MAX and not conn.closed:
+                self.idle.append((key, conn, created))
+                return
+        _close(conn)
+
+    def clear(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for _, c, _ in idle:
+            _close(c)
+
+
+_probe = _Probe()
+
+
+def _close(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # closing a broken connection may fail; nothing to do
+        conn.close()
+
+
+def _green() -> bool:
+    """True under gevent, where psycopg2 has a wait callback and async connections are unusable."""
+    return psycopg2.extensions.get_wait_callback() is not None
+
+
+def _wait(conn: Any, deadline: float) -> None:
+    """Drive an asynchronous connection until its operation completes or the deadline passes."""
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CheckFailed("timeout")
+        event = selectors.EVENT_READ if state == psycopg2.extensions.POLL_READ else selectors.EVENT_WRITE
+        with selectors.DefaultSelector() as selector:
+            selector.register(conn.fileno(), event)
+            if not selector.select(remaining):
+                raise CheckFailed("timeout")
+
+
+def _params(db: str, statement_timeout: float, connect_timeout: float) -> dict[str, Any]:
+    _, info = sql_db.connection_info_for(db)
+    params = dict(info)
+    params["application_name"] = f"odoo-health-{os.getpid()}"
+    params["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+    # libpq's own bound (whole seconds, at least 2); the client-side deadline is the precise one.
+    params["connect_timeout"] = max(2, math.ceil(connect_timeout))
+    return params
+
+
+def _connect(params: dict[str, Any], connect_timeout: float) -> Any:
+    if _green():
+        return psycopg2.connect(**params)
+    conn = psycopg2.connect(**params, async_=1)
+    try:
+        _wait(conn, time.monotonic() + connect_timeout)
+    except BaseException:
+        _close(conn)
+        raise
+    return conn
+
+
+def _select_one(conn: Any, statement_timeout: float) -> None:
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT 1")
+        if not _green():
+            # a little grace so the server's statement_timeout can answer first
+            _wait(conn, time.monotonic() + statement_timeout + 0.25)
+        if cur.fetchone() != (1,):
+            raise CheckFailed("error")
+    finally:
+        cur.close()
+
+
+def round_trip(db: str) -> None:
+    """``SELECT 1`` on ``db``; raises on any failure. Connections are reused only after a success."""
+    connect_timeout = timeout_setting("health_connect_timeout")
+    statement_timeout = timeout_setting("health_statement_timeout")
+    params = _params(db, statement_timeout, connect_timeout)
+    key = tuple(sorted((k, str(v)) for k, v in params.items()))
+    kept = _probe.take(key)
+    if kept is not None:
+        conn, created = kept
+        try:
+            _select_one(conn, statement_timeout)
+        except (CheckFailed, psycopg2.Error):
+            _close(conn)  # stale or broken: decide on a new connection below
+        else:
+            _probe.give_back(key, conn, created)
+            return
+    conn = _connect(params, connect_timeout)
+    try:
+        _select_one(conn, statement_timeout)
+    except BaseException:
+        _close(conn)
+        raise
+    _probe.give_back(key, conn, time.monotonic())
+
+
+def classify(exc: BaseException) -> str:
+    """Machine-readable code for a failed round trip (never the message itself)."""
+    if isinstance(exc, CheckFailed):
+        return exc.code
+    if isinstance(exc, psycopg2.extensions.QueryCanceledError):
+        return "timeout"
+    if isinstance(exc, psycopg2.Error):
+        message = str(exc).lower()
+        if "timeout" in message:
+            return "timeout"
+        if any(fragment in message for fragment in _REJECTED):
+            return "rejected"
+        if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+            return "unreachable"
+    return "error"
+
+
+# --- responses ----------------------------------------------------------------------
+
+_last_code: list[str | None] = [None]
+
+
+def _log_transition(code: str | None, db: str) -> None:
+    if _last_code[0] == code:
+        return
+    _last_code[0] = code
+    if code is None:
+        _logger.info("loomworks_health: readiness pass (database %r)", db)
+    else:
+        _logger.warning("loomworks_health: readiness fail: %s (database %r)", code, db)
+
+
+def readiness(db_server_status: bool = False) -> tuple[int, dict[str, Any]]:
+    t0 = time.monotonic()
+    configured = configured_db()
+    db = configured or MAINTENANCE_DB
+    state = registry_state(configured) if configured else "ready"
+    code: str | None = "starting" if state == "loading" else None
+    if code is None:
+        try:
+            round_trip(db)
+        except Exception as exc:
+            code = classify(exc)
+            if code == "error":
+                _logger.exception("loomworks_health: unexpected error in the database check")
+    if code is None and state == "absent":
+        code = "registry_failed" if configured in _loads.failed else "starting"
+        _maybe_start_load(configured)  # type: ignore[arg-type]
+    duration_ms = round((time.monotonic() - t0) * 1000, 2)
+    _log_transition(code, db)
+    check: dict[str, Any] = {"status": "pass" if code is None else "fail"}
+    if code is not None:
+        check["error"] = code
+    check["duration_ms"] = duration_ms
+    body: dict[str, Any] = {"status": check["status"]}
+    if code is not None:
+        body["reason"] = code
+    body["checks"] = {"database": check}
+    if db_server_status:  # Odoo's own query parameter, kept for compatibility
+        body["db_server_status"] = code is None
+    return (200 if code is None else 503), body
+
+
+def liveness() -> tuple[int, dict[str, Any]]:
+    return 200, {"status": "pass"}
+
+
+def json_dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body)
+
+
+def json_response(status: int, body: dict[str, Any]) -> Response:
+    return Response(json_dumps(body), status=status, headers=list(HEADERS), content_type="application/json")
+
+
+def _flag(query_string: str, name: str) -> bool:
+    values = parse_qs(query_string, keep_blank_values=True).get(name)
+    return bool(values and values[-1])
+
+
+def serve(environ: dict[str, Any], start_response: Any):
+    """WSGI answer for the health paths, before Odoo's session/database machinery."""
+    thread = threading.current_thread()
+    thread.query_count = 0  # type: ignore[attr-defined]
+    thread.query_time = 0  # type: ignore[attr-defined]
+    thread.perf_t0 = time.time()  # type: ignore[attr-defined]
+    for attr in ("dbname", "uid"):
+        if hasattr(thread, attr):
+            delattr(thread, attr)
+    try:
+        if environ.get("PATH_INFO") == LIVENESS_PATH:
+            status, body = liveness()
+        else:
+            status, body = readiness(_flag(environ.get("QUERY_STRING", ""), "db_server_status"))
+    except Exception:
+        _logger.exception("loomworks_health: health check crashed")
+        status, body = 503, {"status": "fail", "reason": "error",
+                             "checks": {"database": {"status": "fail", "error": "error"}}}
+    return json_response(status, body)(environ, start_response)
+
+
+def install() -> None:
+    """Wrap ``Application.__call__`` and ``Registry.new`` once per process (idempotent)."""
+    for key in TIMEOUT_KEYS:
+        timeout_setting(key)  # report a bad value at start-up, not at the first call
+    _install_registry_tracking()
+    app = odoo.http.Application
+    original = app.__call__
+    if getattr(original, "_loomworks_health", False):
+        return
+
+    @functools.wraps(original)
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") in PATHS:
+            return serve(environ, start_response)
+        return original(self, environ, start_response)
+
+    __call__._loomworks_health = True  # type: ignore[attr-defined]
+    app.__call__ = __call__  # type: ignore[method-assign]
+    _logger.info("loomworks_health: serving %s and %s ahead of the registry", READINESS_PATH, LIVENESS_PATH)
