@@ -1,0 +1,114 @@
+"""nginx in front of a real Odoo 18: tenant routing by subdomain and client IPs.
+
+Odoo runs on loopback with ``--proxy-mode --db-filter=^%d$`` and two
+databases, ``acme`` and ``bigco``; nginx is the project's configuration run by
+nginx/entrypoint.sh with the host's nginx.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.nginx.harness import CLIENT_ADDR, NginxRun, entrypoint_env, make_root, request, ws_connect
+from tests.nginx.odoo_server import OdooServer
+from tests.support.pg import PgCluster, wait_for
+
+pytestmark = [pytest.mark.odoo, pytest.mark.integration]
+
+DOMAIN = "loomworks.app"
+
+
+@pytest.fixture(scope="module")
+def odoo(odoo_tree: Path, pg_cluster: PgCluster) -> Iterator[OdooServer]:
+    server = OdooServer(odoo_tree, pg_cluster)
+    try:
+        server.prepare_role()
+        for db in ("acme", "bigco"):
+            pg_cluster.psql(f'DROP DATABASE IF EXISTS "{db}"')
+        server.create_db("acme")
+        server.create_db("bigco", template="acme")
+        server.start(db_filter="^%d$", proxy_mode=True)
+        yield server
+    finally:
+        server.destroy()
+        for db in ("acme", "bigco"):
+            pg_cluster.psql(f'DROP DATABASE IF EXISTS "{db}"')
+
+
+@pytest.fixture(scope="module")
+def edge(nginx_binary: str, odoo: OdooServer) -> Iterator[NginxRun]:
+    root = make_root()
+    # threaded Odoo serves /websocket on its HTTP port
+    run = NginxRun(entrypoint_env(root, NGINX_BIN=nginx_binary, LOOMWORKS_DOMAIN=DOMAIN,
+                                  ODOO_HTTP_PORT=str(odoo.port), ODOO_WS_PORT=str(odoo.port)), root)
+    run.start()
+    yield run
+    run.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def authenticate(edge: NginxRun, host: str, db: str) -> dict:
+    payload = {"jsonrpc": "2.0", "method": "call", "id": 1,
+               "params": {"db": db, "login": "admin", "password": "admin"}}
+    resp = request(edge.https_port, host, "/web/session/authenticate", method="POST",
+                   context=edge.tls_context(), body=json.dumps(payload).encode(),
+                   headers={"Content-Type": "application/json"})
+    assert resp.status == 200, resp.body[:500]
+    return json.loads(resp.body)
+
+
+@pytest.mark.parametrize(("tenant", "other"), [("acme", "bigco"), ("bigco", "acme")])
+def test_each_subdomain_sees_only_its_own_database(edge: NginxRun, tenant: str, other: str) -> None:
+    host = f"{tenant}.{DOMAIN}"
+    own = authenticate(edge, host, tenant)
+    assert own.get("result", {}).get("db") == tenant, own
+    assert own["result"]["uid"] == 2  # admin
+    foreign = authenticate(edge, host, other)
+    assert "result" not in foreign
+    assert "Database not found" in json.dumps(foreign["error"]), foreign
+    login = request(edge.https_port, host, "/web/login", context=edge.tls_context())
+    assert login.status == 200 and b"oe_login_form" in login.body
+
+
+def test_unknown_tenant_gets_no_database(edge: NginxRun) -> None:
+    resp = authenticate(edge, f"nosuch.{DOMAIN}", "acme")
+    assert "Database not found" in json.dumps(resp.get("error")), resp
+
+
+def test_odoo_logs_the_client_address_nginx_saw(edge: NginxRun, odoo: OdooServer) -> None:
+    probe = uuid.uuid4().hex
+    resp = request(edge.https_port, f"acme.{DOMAIN}", f"/web/login?probe={probe}", context=edge.tls_context(),
+                   headers={"X-Forwarded-For": "6.6.6.6", "X-Real-IP": "6.6.6.6"})
+    assert resp.status == 200
+
+    def logged() -> str | None:
+        return next((ln for ln in odoo.log().splitlines() if probe in ln), None)
+
+    line = wait_for(logged, 15, "Odoo's request log line")
+    assert re.search(rf"werkzeug: {re.escape(CLIENT_ADDR)} ", line), line
+    assert "6.6.6.6" not in line and " 127.0.0.1 " not in line, line
+
+
+def test_odoo_sees_the_public_scheme_and_host(edge: NginxRun, pg_cluster: PgCluster) -> None:
+    # An admin login records the URL Odoo believes it is served at (web.base.url),
+    # built from X-Forwarded-Proto and X-Forwarded-Host by proxy_mode.
+    assert authenticate(edge, f"acme.{DOMAIN}", "acme").get("result", {}).get("uid") == 2
+    base = pg_cluster.psql("SELECT value FROM ir_config_parameter WHERE key = 'web.base.url'", db="acme")
+    assert base == f"https://acme.{DOMAIN}:{edge.https_port}"
+
+
+def test_real_odoo_websocket_upgrades_through_nginx(edge: NginxRun) -> None:
+    ws = ws_connect(edge.https_port, f"acme.{DOMAIN}", "/websocket?version=18.0-1",
+                    context=edge.tls_context())
+    try:
+        assert ws.status == 101, ws.headers
+        assert ws.headers["upgrade"].lower() == "websocket"
+    finally:
+        ws.close()
