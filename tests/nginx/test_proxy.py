@@ -103,6 +103,20 @@ def test_modern_tls_is_accepted_with_an_aead_ecdhe_suite(nginx: NginxRun, versio
             assert name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name), name
 
 
+def test_http2_is_offered_and_sessions_resume_from_the_cache_without_tickets(nginx: NginxRun) -> None:
+    ctx = nginx.tls_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # TLS 1.2: ID-based resumption is observable
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", nginx.https_port)) as raw, \
+            ctx.wrap_socket(raw, server_hostname=TENANT) as tls:
+        assert tls.selected_alpn_protocol() == "h2"
+        session = tls.session
+    assert session is not None and not session.has_ticket  # ssl_session_tickets off
+    with socket.create_connection(("127.0.0.1", nginx.https_port)) as raw, \
+            ctx.wrap_socket(raw, server_hostname=TENANT, session=session) as tls:
+        assert tls.session_reused  # ssl_session_cache
+
+
 def test_unknown_sni_and_missing_sni_are_refused_at_the_handshake(nginx: NginxRun) -> None:
     ctx = _tls_client(ssl.TLSVersion.TLSv1_3)
     for sni in ("evil.example", "a.b.loomworks.app", None):
