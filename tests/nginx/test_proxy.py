@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -115,6 +116,21 @@ def test_http2_is_offered_and_sessions_resume_from_the_cache_without_tickets(ngi
     with socket.create_connection(("127.0.0.1", nginx.https_port)) as raw, \
             ctx.wrap_socket(raw, server_hostname=TENANT, session=session) as tls:
         assert tls.session_reused  # ssl_session_cache
+
+
+def test_http2_request_reaches_odoo_with_the_public_host(nginx: NginxRun,
+                                                         http_upstream: HttpUpstream) -> None:
+    curl = shutil.which("curl")
+    if not curl:
+        pytest.skip("curl is needed for an HTTP/2 client")
+    r = subprocess.run([curl, "-sS", "--http2", "--cacert", str(nginx.cert), "-o", "/dev/null",
+                        "-w", "%{http_version} %{http_code}",
+                        "--connect-to", f"{TENANT}:443:127.0.0.1:{nginx.https_port}",
+                        f"https://{TENANT}/h2-probe"], capture_output=True, text=True, check=False)
+    assert r.stdout == "2 200", r.stderr
+    h = last_seen(http_upstream, "/h2-probe")["headers"]
+    assert h["host"] == h["x-forwarded-host"] == TENANT  # :authority without a port
+    assert h["x-forwarded-proto"] == "https"
 
 
 def test_unknown_sni_and_missing_sni_are_refused_at_the_handshake(nginx: NginxRun) -> None:
