@@ -8,6 +8,8 @@ nginx/entrypoint.sh on loopback. Then, with wrk:
 
 * a small page (/web/login) and a static asset (/web/static/img/favicon.ico),
   direct to Odoo's HTTP port vs. through nginx over TLS (keep-alive);
+* the same small response from a minimal nginx upstream (``return 200``), direct
+  vs. through the edge: the edge's own per-request cost without Odoo's;
 * TLS handshakes/s: /nginx-health with ``Connection: close`` over TLS (a full
   handshake per request; tickets are off and wrk does not resume sessions)
   vs. the same over plain HTTP.
@@ -32,10 +34,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.nginx.harness import HttpUpstream, NginxRun, entrypoint_env, make_root  # noqa: E402
+from tests.nginx.harness import HttpUpstream, NginxRun, entrypoint_env, make_root, port_open  # noqa: E402
 from tests.nginx.odoo_server import OdooServer  # noqa: E402
 from tests.support.odoo_tree import find_odoo_tree  # noqa: E402
-from tests.support.pg import PgCluster  # noqa: E402
+from tests.support.pg import PgCluster, free_port, wait_for  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "proxy.json"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -61,6 +63,24 @@ def wrk(url: str, *, duration: int, connections: int, threads: int = 2,
     }
 
 
+def start_fast_upstream(root: Path, nginx: str) -> tuple[subprocess.Popen, int]:
+    """A minimal nginx answering 1 KiB to everything: an upstream that costs ~nothing."""
+    port = free_port()
+    tmp = root / "fast"
+    tmp.mkdir()
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"pid {tmp}/nginx.pid; error_log stderr; worker_processes 1; events {{}}\n"
+        f"http {{ access_log off; client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/px;"
+        f" fastcgi_temp_path {tmp}/fc; uwsgi_temp_path {tmp}/uw; scgi_temp_path {tmp}/sc;\n"
+        f" server {{ listen 127.0.0.1:{port}; default_type text/plain;"
+        f" location / {{ return 200 '{'x' * 1024}'; }} }} }}\n"
+    )
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"])
+    wait_for(lambda: port_open(port), 10, "the fast upstream")
+    return proc, port
+
+
 def warm(url: str) -> None:
     for _ in range(3):
         with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - loopback
@@ -70,16 +90,18 @@ def warm(url: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--connections", type=int, default=8)
     args = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
             sys.exit(f"proxy_bench: {tool} is not installed")
 
     tree = find_odoo_tree()
-    cluster = odoo = stand_in = None
-    root = make_root()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    cluster = odoo = stand_in = fast = None
+    root, edge_root, fast_root = make_root(), make_root(), make_root()
     edge: NginxRun | None = None
+    fast_edge: NginxRun | None = None
     try:
         if tree:
             cluster = PgCluster().start()
@@ -94,9 +116,9 @@ def main() -> int:
             stand_in = HttpUpstream()
             upstream_port, upstream_kind = stand_in.port, "Python stand-in (no Odoo tree)"
             small, asset = "/small", "/web/static/x.js"
-        edge = NginxRun(entrypoint_env(root, LOOMWORKS_DOMAIN="localhost", NGINX_BIN=shutil.which("nginx")
-                                       or "/usr/sbin/nginx", ODOO_HTTP_PORT=str(upstream_port),
-                                       ODOO_WS_PORT=str(upstream_port)), root).start()
+        edge = NginxRun(entrypoint_env(edge_root, LOOMWORKS_DOMAIN="localhost", NGINX_BIN=nginx,
+                                       ODOO_HTTP_PORT=str(upstream_port), ODOO_WS_PORT=str(upstream_port)),
+                        edge_root).start()
         direct = f"http://127.0.0.1:{upstream_port}"
         proxied = f"https://localhost:{edge.https_port}"  # SNI + Host "localhost" = the bare domain
         for path in (small, asset):
@@ -111,16 +133,29 @@ def main() -> int:
         plain_url = f"http://localhost:{edge.http_port}/nginx-health"
         results["handshake_plain"] = wrk(plain_url, headers=close, **kw)
         results["keepalive_tls_health"] = wrk(f"{proxied}/nginx-health", **kw)
+        edge.stop()
+
+        fast, fast_port = start_fast_upstream(root, nginx)
+        fast_edge = NginxRun(entrypoint_env(fast_root, LOOMWORKS_DOMAIN="localhost", NGINX_BIN=nginx,
+                                            ODOO_HTTP_PORT=str(fast_port), ODOO_WS_PORT=str(fast_port)),
+                             fast_root).start()
+        results["fast_upstream_direct"] = wrk(f"http://127.0.0.1:{fast_port}/small", **kw)
+        results["fast_upstream_nginx_tls"] = wrk(f"https://localhost:{fast_edge.https_port}/small", **kw)
     finally:
-        if edge:
-            edge.stop()
+        for run in (edge, fast_edge):
+            if run:
+                run.stop()
+        if fast:
+            fast.terminate()
+            fast.wait(timeout=10)
         if odoo:
             odoo.destroy()
         if cluster:
             cluster.destroy()
         if stand_in:
             stand_in.close()
-        shutil.rmtree(root, ignore_errors=True)
+        for d in (root, edge_root, fast_root):
+            shutil.rmtree(d, ignore_errors=True)
 
     hs, plain = results["handshake_tls"]["rps"], results["handshake_plain"]["rps"]
     summary = {
