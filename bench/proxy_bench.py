@@ -96,6 +96,7 @@ def main() -> int:
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
             sys.exit(f"proxy_bench: {tool} is not installed")
 
+    load_at_start = os.getloadavg()[0]
     tree = find_odoo_tree()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     cluster = odoo = stand_in = fast = None
@@ -162,7 +163,8 @@ def main() -> int:
         "upstream": upstream_kind,
         "paths": {"small_page": small, "static_asset": asset},
         "wrk": {"threads": 2, "connections": args.connections, "duration_s": args.duration},
-        "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "nginx": _nginx_version()},
+        "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "nginx": _nginx_version(),
+                 "loadavg_1m_at_start": load_at_start},
         "results": results,
         "tls_handshakes_per_s": hs,
         "tls_handshake_cost_ms_per_connection": round(1000 / hs - 1000 / plain, 3) if hs and plain else None,

@@ -3,12 +3,14 @@
 # image: bash's /dev/tcp). Exit 0 when nginx answers 200.
 set -Eeuo pipefail
 
-port=${NGINX_HTTP_LISTEN:-8080}
-port=${port##*:}
+listen=${NGINX_HTTP_LISTEN:-8080}
+port=${listen##*:}
+addr=127.0.0.1
+[[ $listen != *:* ]] || addr=${listen%:*}
 
 probe() {
 	local status
-	exec 3<>"/dev/tcp/127.0.0.1/$port"
+	exec 3<>"/dev/tcp/$addr/$port"
 	printf 'GET /nginx-health HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
 	IFS= read -r status <&3
 	exec 3>&-
@@ -16,5 +18,5 @@ probe() {
 }
 
 export -f probe
-export port
-timeout 3 bash -c probe
+export addr port
+timeout 3 bash -Eeuo pipefail -c probe

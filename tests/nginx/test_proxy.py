@@ -21,6 +21,7 @@ import pytest
 from tests.nginx.harness import (
     CLIENT_ADDR,
     MB,
+    REPO,
     HttpUpstream,
     NginxRun,
     WsEchoUpstream,
@@ -29,7 +30,7 @@ from tests.nginx.harness import (
     run_entrypoint,
     ws_connect,
 )
-from tests.support.pg import wait_for
+from tests.support.pg import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -349,10 +350,19 @@ def test_access_log_has_client_address_and_upstream_timing(nginx: NginxRun) -> N
 
 
 def test_upstream_down_gives_a_502_page_with_headers(make_nginx) -> None:
-    from tests.support.pg import free_port
-
     run = make_nginx(ODOO_HTTP_PORT=str(free_port())).start()
     resp = request(run.https_port, TENANT, "/web", context=run.tls_context())
     assert resp.status == 502
     assert b"Odoo is not answering" in resp.body
     assert_security_headers(resp)
+
+
+def test_healthcheck_script_probes_the_plain_listener(nginx: NginxRun) -> None:
+    def probe(port: int) -> subprocess.CompletedProcess:
+        return subprocess.run([str(REPO / "nginx" / "healthcheck.sh")], capture_output=True, text=True,
+                              env={"NGINX_HTTP_LISTEN": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin"},
+                              check=False)
+
+    ok = probe(nginx.http_port)
+    assert ok.returncode == 0, ok.stderr
+    assert probe(free_port()).returncode != 0
