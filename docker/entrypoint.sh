@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Loomworks ERP container entrypoint (runs under tini as PID 1, as the odoo user).
+#   (no args) | odoo [OPTIONS] | -OPTIONS  -> validate env, render /run/odoo/odoo.conf,
+#       wait for PostgreSQL, initialise DB_NAME when needed, migrate, exec the server.
+#   odoo SUBCOMMAND ...  -> render the config, then run it as given (odoo shell, ...).
+#   check-config         -> validate env and render the config, then exit (0 when valid).
+#   anything else        -> run as given (bash, odoo --version, ...).
+# Every variable is documented in docker/README.md.
+set -Eeuo pipefail
+
+# shellcheck source=docker/lib/common.sh
+. /usr/local/lib/loomworks/common.sh
+LOG_PREFIX=entrypoint
+
+readonly CONF=${ODOO_RC:-/run/odoo/odoo.conf}
+readonly RUN_DIR=/run/odoo
+readonly DATA_DIR=/var/lib/odoo
+readonly ADDONS_DIR=/opt/loomworks/addons
+readonly PGPASS_FILE=$RUN_DIR/pgpass
+LAST_DB_ERROR=
+
+drop_root() {
+	if [[ $(id -u) == 0 ]]; then
+		exec setpriv --reuid=odoo --regid=odoo --init-groups "$0" "$@"
+	fi
+}
+
+load_env() {
+	: "${DB_HOST:=postgres}" "${DB_PORT:=5432}" "${DB_USER:=odoo}" "${DB_NAME:=}"
+	: "${DB_SSLMODE:=prefer}" "${PROXY_MODE:=false}" "${DBFILTER:=}"
+	if [[ -n $DB_NAME ]]; then : "${LIST_DB:=false}"; else : "${LIST_DB:=true}"; fi
+	: "${WORKERS:=2}" "${MAX_CRON_THREADS:=1}"
+	: "${LIMIT_TIME_CPU:=60}" "${LIMIT_TIME_REAL:=120}"
+	: "${LIMIT_MEMORY_SOFT:=2147483648}" "${LIMIT_MEMORY_HARD:=2684354560}"
+	: "${LOG_LEVEL:=info}" "${DB_WAIT_TIMEOUT:=60}" "${AUTO_MIGRATE:=true}"
+	: "${GRACEFUL_TIMEOUT:=30}" "${HEALTH_CONNECT_TIMEOUT:=2}" "${HEALTH_STATEMENT_TIMEOUT:=2}"
+	: "${ODOO_DEV_MODE:=}" "${DEBUGPY_PORT:=}"
+	file_env DB_PASSWORD
+	file_env ODOO_ADMIN_PASSWD
+	file_env ADMIN_PASSWORD
+}
+
+require_single_line() {
+	local var
+	for var in "$@"; do
+		[[ ${!var} != *$'\n'* && ${!var} != *$'\r'* ]] || die "$var must be a single line"
+	done
+}
+
+validate_env() {
+	require_nonempty DB_HOST
+	[[ $DB_HOST =~ ^[A-Za-z0-9._:-]+$ ]] || die "DB_HOST must be a host name or address, got '$DB_HOST'"
+	require_port DB_PORT
+	require_nonempty DB_USER
+	[[ -z $DB_NAME || $DB_NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] ||
+		die "DB_NAME may hold letters, digits, '_', '.', '-' only, got '$DB_NAME'"
+	require_enum DB_SSLMODE disable allow prefer require verify-ca verify-full
+	normalize_bool PROXY_MODE
+	normalize_bool LIST_DB
+	normalize_bool AUTO_MIGRATE
+	require_uint WORKERS 0 1024
+	require_uint MAX_CRON_THREADS 0 64
+	require_uint LIMIT_TIME_CPU 1
+	require_uint LIMIT_TIME_REAL 1
+	require_uint LIMIT_MEMORY_SOFT 1
+	require_uint LIMIT_MEMORY_HARD 1
+	((10#$LIMIT_MEMORY_HARD >= 10#$LIMIT_MEMORY_SOFT)) ||
+		die "LIMIT_MEMORY_HARD must be >= LIMIT_MEMORY_SOFT ($LIMIT_MEMORY_SOFT), got '$LIMIT_MEMORY_HARD'"
+	require_enum LOG_LEVEL debug info warn error critical debug_sql debug_rpc debug_rpc_answer notset
+	require_uint DB_WAIT_TIMEOUT 1 3600
+	require_uint GRACEFUL_TIMEOUT 1 3600
+	require_uint HEALTH_CONNECT_TIMEOUT 1 60
+	require_uint HEALTH_STATEMENT_TIMEOUT 1 60
+	[[ -z $DEBUGPY_PORT ]] || require_port DEBUGPY_PORT
+	[[ $ODOO_DEV_MODE =~ ^[a-z,]*$ ]] || die "ODOO_DEV_MODE must be a comma-separated list like 'reload,qweb', got '$ODOO_DEV_MODE'"
+	require_single_line DB_USER DB_PASSWORD DBFILTER ODOO_ADMIN_PASSWD ADMIN_PASSWORD
+	if ((10#$WORKERS == 0)); then
+		log "warning: WORKERS=0 runs the threaded server: in-flight requests are cut on shutdown"
+	fi
+}
+
+check_data_dir() {
+	if [[ ! -w $DATA_DIR ]]; then
+		die "$DATA_DIR is not writable by uid $(id -u) (owner uid $(stat -c %u "$DATA_DIR")): use a named volume or chown the mounted directory to $(id -u):$(id -g)"
+	fi
+}
+
+server_wide_modules() {
+	local mods=base,web
+	[[ -f $ADDONS_DIR/loomworks_health/__manifest__.py ]] && mods+=,loomworks_health
+	printf '%s' "$mods"
+}
+
+master_password_hash() {
+	if [[ -z $ODOO_ADMIN_PASSWD ]]; then
+		log "ODOO_ADMIN_PASSWD not set: the database manager gets a random master password"
+		ODOO_ADMIN_PASSWD=$(head -c 32 /dev/urandom | base64)
+	fi
+	loomworks-db hash <<<"$ODOO_ADMIN_PASSWD"
+}
+
+# pgpass line: host:port:db:user:password with ':' and '\' escaped.
+write_pgpass() {
+	local pw=${DB_PASSWORD//\\/\\\\}
+	pw=${pw//:/\\:}
+	printf '%s:%s:*:%s:%s\n' "$DB_HOST" "$DB_PORT" "${DB_USER//:/\\:}" "$pw" >"$PGPASS_FILE"
+	export PGHOST=$DB_HOST PGPORT=$DB_PORT PGUSER=$DB_USER PGPASSFILE=$PGPASS_FILE
+	export PGSSLMODE=$DB_SSLMODE PGCONNECT_TIMEOUT=5
+}
+
+render_config() {
+	local hash
+	hash=$(master_password_hash)
+	umask 077
+	: >"$CONF"
+	chmod 0600 "$CONF"
+	cat >"$CONF" <<CONF
+[options]
+addons_path = $ADDONS_DIR,/opt/odoo/addons,/opt/odoo/odoo/addons
+data_dir = $DATA_DIR
+http_port = 8069
+gevent_port = 8072
+db_host = $DB_HOST
+db_port = $DB_PORT
+db_user = $DB_USER
+db_password = $DB_PASSWORD
+db_name = $DB_NAME
+db_sslmode = $DB_SSLMODE
+admin_passwd = $hash
+proxy_mode = $PROXY_MODE
+dbfilter = $DBFILTER
+list_db = $LIST_DB
+workers = $WORKERS
+max_cron_threads = $MAX_CRON_THREADS
+limit_time_cpu = $LIMIT_TIME_CPU
+limit_time_real = $LIMIT_TIME_REAL
+limit_memory_soft = $LIMIT_MEMORY_SOFT
+limit_memory_hard = $LIMIT_MEMORY_HARD
+log_level = $LOG_LEVEL
+without_demo = all
+server_wide_modules = $(server_wide_modules)
+dev_mode = $ODOO_DEV_MODE
+health_connect_timeout = $HEALTH_CONNECT_TIMEOUT
+health_statement_timeout = $HEALTH_STATEMENT_TIMEOUT
+CONF
+	write_pgpass
+}
+
+db_login() {
+	local err
+	if err=$(psql -X -q -t -d postgres -c 'SELECT 1' 2>&1 >/dev/null); then
+		return 0
+	fi
+	LAST_DB_ERROR=$(printf '%s' "$err" | tr '\n' ' ' | sed 's/  */ /g')
+	return 1
+}
+
+wait_for_db() {
+	log "connecting to PostgreSQL at $DB_HOST:$DB_PORT as $DB_USER (budget ${DB_WAIT_TIMEOUT}s)"
+	if ! wait_until "PostgreSQL at $DB_HOST:$DB_PORT" "$DB_WAIT_TIMEOUT" db_login; then
+		die "PostgreSQL at $DB_HOST:$DB_PORT not ready after ${DB_WAIT_TIMEOUT}s (DB_WAIT_TIMEOUT): ${LAST_DB_ERROR:-no answer}"
+	fi
+	log "PostgreSQL at $DB_HOST:$DB_PORT accepts logins"
+}
+
+prepare_databases() {
+	local args=()
+	[[ -n $DB_NAME ]] && args+=(--init "$DB_NAME")
+	if [[ $AUTO_MIGRATE == True ]]; then
+		args+=(--migrate)
+		[[ -n $DB_NAME ]] && args+=("$DB_NAME")
+	else
+		log "migration: disabled (AUTO_MIGRATE=false)"
+	fi
+	((${#args[@]})) || return 0
+	loomworks-db prepare "${args[@]}" <<<"$ADMIN_PASSWORD"
+}
+
+forget_secrets() {
+	unset DB_PASSWORD ODOO_ADMIN_PASSWD ADMIN_PASSWORD
+}
+
+configure() {
+	load_env
+	validate_env
+	check_data_dir
+	render_config
+}
+
+run_server() {
+	configure
+	wait_for_db
+	prepare_databases
+	forget_secrets
+	log "starting Odoo: workers=$WORKERS, graceful shutdown ${GRACEFUL_TIMEOUT}s"
+	export GRACEFUL_TIMEOUT
+	if [[ -n $DEBUGPY_PORT ]]; then
+		exec python -m debugpy --listen "0.0.0.0:$DEBUGPY_PORT" /usr/local/bin/odoo "$@"
+	fi
+	exec odoo "$@"
+}
+
+# True when `odoo ARGS` starts the server (no subcommand, not --version/--help).
+is_server() {
+	(($# == 0)) && return 0
+	case $1 in
+	--version | -h | --help) return 1 ;;
+	server) return 0 ;;
+	-*) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
+main() {
+	drop_root "$@"
+	(($#)) || set -- odoo
+	if [[ $1 == check-config ]]; then
+		configure
+		log "configuration OK: $CONF"
+		exit 0
+	fi
+	[[ $1 == -* ]] && set -- odoo "$@"
+	if [[ $1 == odoo ]] && is_server "${@:2}"; then
+		shift
+		[[ ${1:-} == server ]] && shift
+		run_server "$@"
+	fi
+	if [[ $1 == odoo && ${2:-} != --version && ${2:-} != -h && ${2:-} != --help ]]; then
+		configure
+		forget_secrets
+	fi
+	exec "$@"
+}
+
+main "$@"

@@ -1,0 +1,118 @@
+"""The built image itself: size, user, contents, metadata (no database needed)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.support.images import REPO, build_args_for_host
+
+pytestmark = [pytest.mark.docker, pytest.mark.odoo]
+
+
+def run(docker_client, image: str, *cmd: str, entrypoint=None, user=None) -> tuple[int, str]:
+    c = docker_client.containers.run(image, list(cmd), entrypoint=entrypoint, user=user, detach=True)
+    try:
+        rc = c.wait(timeout=120)["StatusCode"]
+        return rc, c.logs().decode(errors="replace")
+    finally:
+        c.remove(force=True)
+
+
+def test_size_under_1gb(docker_client, erp_image):
+    size = docker_client.images.get(erp_image).attrs["Size"]
+    print(f"image size: {size / 1e6:.0f} MB")
+    assert size < 1_000_000_000
+
+
+def test_runs_as_uid_1000(docker_client, erp_image):
+    assert docker_client.images.get(erp_image).attrs["Config"]["User"] == "1000:1000"
+    rc, out = run(docker_client, erp_image, "bash", "-c",
+                  "id -u; id -g; id -un; stat -c '%u %a' /var/lib/odoo /run/odoo")
+    assert rc == 0, out
+    assert out.split() == ["1000", "1000", "odoo", "1000", "750", "1000", "700"]
+
+
+def test_no_build_tools_headers_or_caches(docker_client, erp_image):
+    script = (
+        "for t in gcc cc c++ make pip pip3; do command -v $t && echo FOUND $t; done; "
+        "ls /usr/include/python3.11 /usr/include/postgresql 2>/dev/null && echo FOUND headers; "
+        "ls /var/lib/apt/lists | grep -v -e lock -e partial && echo FOUND apt-lists; "
+        "ls -d /root/.cache /var/cache/apt/archives/*.deb 2>/dev/null && echo FOUND caches; "
+        "ls /run/secrets 2>/dev/null && echo FOUND secrets; "
+        "python3 -c 'import sys; print(sys.version_info[:2])'; "
+        "/opt/venv/bin/python -c 'import sys; print(sys.prefix)'; true"
+    )
+    rc, out = run(docker_client, erp_image, "bash", "-c", script, user="root")
+    assert rc == 0, out
+    assert "FOUND" not in out, out
+    assert "(3, 11)" in out and "/opt/venv" in out
+
+
+def test_runtime_tools_present(docker_client, erp_image):
+    rc, out = run(docker_client, erp_image, "bash", "-c",
+                  "wkhtmltopdf --version && psql --version && curl --version | head -1 && "
+                  "test -x /usr/bin/tini && command -v odoo && ls /opt/loomworks/addons")
+    assert rc == 0, out
+    assert "wkhtmltopdf 0.12" in out and "psql (PostgreSQL) 15" in out
+    assert "/usr/local/bin/odoo" in out
+    assert "loomworks_health" in out  # addons are discovered from addons/, not listed
+
+
+def test_other_commands_run_as_given(docker_client, erp_image):
+    rc, out = run(docker_client, erp_image, "odoo", "--version")
+    assert rc == 0 and "Odoo Server 18.0" in out, out
+    rc, out = run(docker_client, erp_image, "bash", "-c", "echo hello from $(id -un)")
+    assert rc == 0 and "hello from odoo" in out, out
+    # run as root on purpose: the entrypoint still drops to odoo
+    rc, out = run(docker_client, erp_image, "id", "-un", user="root")
+    assert rc == 0 and out.strip() == "odoo", out
+
+
+def test_healthcheck_and_labels(docker_client, erp_image):
+    cfg = docker_client.images.get(erp_image).attrs["Config"]
+    hc = cfg["Healthcheck"]
+    assert hc["Test"][0] == "CMD" and "http://127.0.0.1:8069/web/health" in hc["Test"]
+    assert hc["Interval"] == 10e9 and hc["Timeout"] == 5e9 and hc["Retries"] == 3
+    assert hc["StartPeriod"] == 300e9
+    labels = cfg["Labels"]
+    for key in ("version", "revision", "source", "title"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key
+    assert cfg["Entrypoint"][:2] == ["/usr/bin/tini", "--"] and "-g" not in cfg["Entrypoint"]
+    assert {"8069/tcp", "8072/tcp"} <= set(cfg["ExposedPorts"])
+
+
+def test_history_has_no_secrets(docker_client, erp_image):
+    history = " ".join(h.get("CreatedBy", "") for h in docker_client.images.get(erp_image).history())
+    assert "BEGIN CERTIFICATE" not in history
+    assert "PIP_CERT=/" not in history  # only the builder stage used the CA secret
+    assert "admin_passwd" not in history and "PASSWORD=" not in history
+
+
+def test_odoo_tests_and_languages_trimmed_but_code_complete(docker_client, erp_image):
+    rc, out = run(docker_client, erp_image, "bash", "-c",
+                  "ls /opt/odoo/addons/account/i18n/ | tr '\\n' ' '; echo; "
+                  "test -d /opt/odoo/addons/account/tests && echo HAS-TESTS; "
+                  "test -d /opt/odoo/odoo/tests && echo HAS-FRAMEWORK; "
+                  "ls /opt/odoo/addons | wc -l")
+    assert rc == 0, out
+    po = out.splitlines()[0].split()
+    assert "fr.po" in po and "de.po" in po and "pt_BR.po" in po and "ja.po" not in po
+    assert "HAS-TESTS" not in out and "HAS-FRAMEWORK" in out
+    assert int(out.split()[-1]) > 500  # every Odoo addon is still there
+
+
+def test_root_dockerfile_pointer_builds(erp_image):
+    """`docker build .` from the repository root uses docker/Dockerfile (cached layers)."""
+    cmd = ["docker", "build", "-q", "-t", "loomworks/erp:rootcheck", *build_args_for_host(), "."]
+    r = subprocess.run(cmd,
+                       cwd=REPO, capture_output=True, text=True, check=False)
+    try:
+        assert r.returncode == 0, r.stderr[-3000:]
+        inspect = ["docker", "image", "inspect", "-f", "{{.Id}}", "loomworks/erp:rootcheck", erp_image]
+        ids = subprocess.run(inspect,
+                             capture_output=True, text=True, check=True).stdout.split()
+        assert ids[0] == ids[1]  # the same production image as the explicit -f/--target build
+    finally:
+        subprocess.run(["docker", "rmi", "loomworks/erp:rootcheck"], capture_output=True, check=False)

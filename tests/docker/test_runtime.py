@@ -1,0 +1,244 @@
+"""Real containers against a real PostgreSQL container on a user-defined network.
+
+Order matters and is the file order: the first start initialises the database; later
+tests restart the server against it, stop the database, and change the test addon.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.docker.conftest import (
+    host_port,
+    logs,
+    wait_health,
+    wait_log,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.odoo]
+
+
+def test_first_start_initialises_database_and_turns_healthy(seeded, pg):
+    c = seeded["container"]
+    assert seeded["seen"][0] == "starting" and seeded["seen"][-1] == "healthy", seeded["seen"]
+    out = logs(c)
+    assert "init: initialising database lwtest with base, loomworks_health, lwtest_slow" in out
+    state = pg.psql("SELECT state FROM ir_module_module WHERE name='loomworks_health'", db="lwtest")
+    assert state == "installed"
+    assert pg.psql("SELECT count(*) FROM ir_module_module WHERE demo", db="lwtest") == "0"
+    r = requests.get(f"http://127.0.0.1:{host_port(c)}/web/health", timeout=10)
+    assert r.status_code == 200
+    print(f"first start (create + init) to healthy: {seeded['first_start_s']:.0f} s")
+
+
+def test_admin_password_set_and_secrets_never_exposed(seeded, docker_client):
+    c = seeded["container"]
+    port = host_port(c)
+    payload = {"jsonrpc": "2.0", "method": "call",
+               "params": {"db": "lwtest", "login": "admin", "password": seeded["admin_password"]}}
+    r = requests.post(f"http://127.0.0.1:{port}/web/session/authenticate", json=payload, timeout=30)
+    assert r.json().get("result", {}).get("uid") == 2, r.text
+    bad = {**payload, "params": {**payload["params"], "password": "admin"}}
+    r = requests.post(f"http://127.0.0.1:{port}/web/session/authenticate", json=bad, timeout=30)
+    assert "error" in r.json()
+    secrets_ = [seeded["admin_password"], seeded["master"], seeded["db_password"]]
+    out = logs(c)
+    top = subprocess.run(["docker", "top", c.id, "-eo", "pid,args"], capture_output=True, text=True,
+                         check=True).stdout
+    environ = c.exec_run(["bash", "-c", "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n'"],
+                         user="root").output.decode(errors="replace")
+    inspect = json.dumps(c.attrs)
+    assert "odoo" in top and "ODOO_ADMIN_PASSWD_FILE=/run/secrets/master" in environ  # the real thing...
+    for s in secrets_:
+        assert s not in out, "secret in docker logs"
+        assert s not in top, "secret in ps"
+        assert s not in environ, "secret in a process environment"
+        assert s not in inspect, "secret in docker inspect"
+    history = " ".join(h.get("CreatedBy", "") for h in docker_client.images.get(c.image.id).history())
+    assert all(s not in history for s in secrets_)
+    conf = c.exec_run(["cat", "/run/odoo/odoo.conf"]).output.decode()
+    assert seeded["master"] not in conf and "admin_passwd = $pbkdf2-sha512$" in conf
+
+
+def test_pdf_report_renders_with_wkhtmltopdf(seeded):
+    c = seeded["container"]
+    script = (
+        "pdf, _ = env['ir.actions.report']._render_qweb_pdf('base.report_ir_model_overview', "
+        "env['ir.model'].search([('model', '=', 'res.partner')]).ids)\n"
+        "open('/tmp/report.pdf', 'wb').write(pdf)\n"
+        "print('PDF-BYTES', len(pdf))\n"
+    )
+    shell = f"printf %s \"{script}\" | odoo shell -d lwtest --no-http --log-level=warn"
+    r = c.exec_run(["bash", "-c", shell])
+    out = r.output.decode(errors="replace")
+    m = re.search(r"PDF-BYTES (\d+)", out)
+    assert m and int(m.group(1)) > 1000, out[-3000:]
+    head = c.exec_run(["head", "-c", "5", "/tmp/report.pdf"]).output
+    assert head == b"%PDF-"
+
+
+def test_database_outage_unhealthy_then_healthy_without_restart(seeded, pg):
+    c = seeded["container"]
+    c.reload()
+    started_at = c.attrs["State"]["StartedAt"]
+    pg.stop()
+    t0 = time.monotonic()
+    try:
+        wait_health(c, "unhealthy", 60)
+        took = time.monotonic() - t0
+        # interval x retries = 2 s x 3, plus one health timeout and the current interval
+        assert took < 2 * 3 + 3 + 2 + 5, took
+    finally:
+        pg.start()
+    wait_health(c, "healthy", 60)
+    c.reload()
+    assert c.attrs["State"]["StartedAt"] == started_at and c.attrs["RestartCount"] == 0
+
+
+def test_graceful_shutdown_finishes_in_flight_request(seeded, run_erp, pg, addon_dir):
+    seeded["container"].stop(timeout=40)  # a fresh server for this test (same database)
+    c = run_erp(pg, {"DB_NAME": "lwtest", "GRACEFUL_TIMEOUT": "30"}, addon=addon_dir)
+    wait_health(c, "healthy", 180)
+    port = host_port(c)
+    result: dict = {}
+
+    def slow_request() -> None:
+        try:
+            r = requests.get(f"http://127.0.0.1:{port}/lwtest/sleep?seconds=10", timeout=60)
+            result.update(status=r.status_code, body=r.text, at=time.monotonic())
+        except requests.RequestException as exc:  # pragma: no cover - reported below
+            result.update(error=repr(exc))
+
+    t = threading.Thread(target=slow_request)
+    t.start()
+    wait_log(c, "lwtest: request started", 30)
+    stop_sent = time.monotonic()
+    c.stop(timeout=45)  # SIGTERM; SIGKILL only after 45 s
+    stopped = time.monotonic()
+    t.join(60)
+    c.reload()
+    out = logs(c)
+    assert result.get("status") == 200 and result["body"] == "slept 10", (result, out[-3000:])
+    assert c.attrs["State"]["ExitCode"] == 0, out[-3000:]
+    assert stopped - stop_sent < 30, stopped - stop_sent  # within the 30 s grace
+    assert result["at"] <= stopped + 0.5  # the request completed before the container was gone
+    assert "Stopping gracefully" in out
+
+
+def test_graceful_timeout_bounds_the_wait(seeded, run_erp, pg, addon_dir):
+    """A request longer than GRACEFUL_TIMEOUT is cut at the grace, and the exit is still clean."""
+    c = run_erp(pg, {"DB_NAME": "lwtest", "GRACEFUL_TIMEOUT": "3"}, addon=addon_dir)
+    wait_health(c, "healthy", 180)
+    port = host_port(c)
+    outcome: dict = {}
+
+    def long_request() -> None:
+        try:
+            r = requests.get(f"http://127.0.0.1:{port}/lwtest/sleep?seconds=30", timeout=60)
+            outcome["status"] = r.status_code
+        except requests.ConnectionError as exc:
+            outcome["cut"] = repr(exc)
+
+    t = threading.Thread(target=long_request, daemon=True)
+    t.start()
+    wait_log(c, "lwtest: request started", 30)
+    t0 = time.monotonic()
+    c.stop(timeout=45)
+    took = time.monotonic() - t0
+    c.reload()
+    assert c.attrs["State"]["ExitCode"] == 0
+    assert took < 15, took  # 3 s grace (+ shutdown), not limit_time_real (120 s) nor the 45 s stop timeout
+    t.join(10)
+    assert "cut" in outcome, outcome  # the 30 s request did not get to finish
+
+
+def _start_and_wait(run_erp, pg, addon_dir):
+    c = run_erp(pg, {"DB_NAME": "lwtest"}, addon=addon_dir)
+    wait_health(c, "healthy", 300)
+    out = logs(c)
+    c.stop(timeout=40)
+    return out
+
+
+def test_migration_updates_changed_addon_once(run_erp, pg, addon_dir):
+    out = _start_and_wait(run_erp, pg, addon_dir)
+    assert "migration: up to date (lwtest)" in out
+    manifest = addon_dir / "__manifest__.py"
+    manifest.write_text(manifest.read_text().replace("18.0.1.0.0", "18.0.1.1.0"))
+    out = _start_and_wait(run_erp, pg, addon_dir)
+    assert re.search(r"migration: updated lwtest_slow in \d+ s \(lwtest\)", out), out[-4000:]
+    version = pg.psql("SELECT latest_version FROM ir_module_module WHERE name='lwtest_slow'", db="lwtest")
+    assert version == "18.0.1.1.0"
+    out = _start_and_wait(run_erp, pg, addon_dir)
+    assert "migration: up to date (lwtest)" in out and "migration: updat" not in out.replace(
+        "migration: up to date", "")
+
+
+def test_auto_migrate_false_disables_it(run_erp, pg, addon_dir):
+    (addon_dir / "controllers.py").write_text((addon_dir / "controllers.py").read_text() + "\n# changed\n")
+    c = run_erp(pg, {"DB_NAME": "lwtest", "AUTO_MIGRATE": "false"}, addon=addon_dir)
+    wait_health(c, "healthy", 180)
+    c.stop(timeout=40)
+    out = logs(c)
+    assert "migration: disabled (AUTO_MIGRATE=false)" in out and "migration: updat" not in out
+
+
+def test_concurrent_replicas_migrate_one_at_a_time(run_erp, pg, addon_dir):
+    """Two replicas start on a changed addon: one updates, the other waits and finds it up to date."""
+    (addon_dir / "controllers.py").write_text((addon_dir / "controllers.py").read_text() + "\n# again\n")
+    a = run_erp(pg, {"DB_NAME": "lwtest"}, addon=addon_dir)
+    b = run_erp(pg, {"DB_NAME": "lwtest"}, addon=addon_dir)
+    wait_health(a, "healthy", 300)
+    wait_health(b, "healthy", 300)
+    outs = [logs(a), logs(b)]
+    for c in (a, b):
+        c.stop(timeout=40)
+    updated = [o for o in outs if "migration: updated lwtest_slow" in o]
+    assert len(updated) == 1, outs
+    other = outs[1 - outs.index(updated[0])]
+    assert "migration: up to date (lwtest)" in other
+
+
+def test_start_before_database_waits_with_backoff_then_serves(run_erp, pg):
+    pg.stop()
+    try:
+        c = run_erp(pg, {"DB_NAME": "lwtest"})
+        out = wait_log(c, "(attempt 4,", 60)
+    finally:
+        pg.start()
+    wait_health(c, "healthy", 180)
+    out = logs(c)
+    attempt = r"waiting for PostgreSQL at \S+ \(attempt \d+, \d+s of 60s, retry in ([\d.]+)s\)"
+    delays = [float(d) for d in re.findall(attempt, out)]
+    assert len(delays) >= 4 and delays[:4] == [0.25, 0.5, 1.0, 2.0], out[:3000]
+    assert "accepts logins" in out
+    c.stop(timeout=40)
+
+
+def test_database_never_comes_exits_with_clear_error(run_erp, pg):
+    env = {"DB_HOST": "lwtest-nowhere", "DB_PORT": "5433", "DB_WAIT_TIMEOUT": "5"}
+    c = run_erp(None, env, healthcheck=None)
+    t0 = time.monotonic()
+    rc = c.wait(timeout=60)["StatusCode"]
+    took = time.monotonic() - t0
+    out = logs(c)
+    assert rc == 1
+    assert took < 5 + 8 + 10, took  # budget + the last backoff step + container start
+    errors = [line for line in out.splitlines() if "error:" in line]
+    assert len(errors) == 1, out
+    assert "PostgreSQL at lwtest-nowhere:5433 not ready after 5s (DB_WAIT_TIMEOUT)" in errors[0]
+    assert "lwtest-nowhere" in errors[0].split("):", 1)[1]  # the last libpq error names the host
+
+
+def test_db_wait_timeout_defaults_to_60s(run_erp):
+    c = run_erp(None, {"DB_HOST": "lwtest-nowhere"}, healthcheck=None)
+    out = wait_log(c, "waiting for PostgreSQL", 30)
+    assert "budget 60s" in out and "s of 60s" in out
+    c.stop(timeout=5)
