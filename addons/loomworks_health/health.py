@@ -16,6 +16,8 @@ Readiness (``/web/health``):
    ``health_statement_timeout`` for the query (also set as the server's
    ``statement_timeout``). A kept connection that fails is closed and the check
    is retried once on a new connection, so a stale connection never decides.
+   One round trip runs at a time per process; concurrent calls are answered by
+   the next round trip that starts after they arrived (see ``_Coalescer``).
 3. If the configured database has no registry (the load failed, e.g. Odoo
    started while PostgreSQL was down, or it was never loaded) -> 503
    ``registry_failed`` or ``starting``, and a registry load is started in the
@@ -54,7 +56,7 @@ PATHS = frozenset((READINESS_PATH, LIVENESS_PATH))
 DEFAULT_TIMEOUT = 2.0  # seconds, for both config keys
 TIMEOUT_KEYS = ("health_connect_timeout", "health_statement_timeout")
 MAINTENANCE_DB = "postgres"
-IDLE_MAX = 2  # validated connections kept per process
+IDLE_MAX = 1  # validated connections kept per process (round trips are serialised)
 IDLE_MAX_AGE = 60.0  # seconds; older kept connections are replaced by new ones
 RELOAD_INTERVAL = 5.0  # seconds between background registry loads of one database
 HEADERS = (("Cache-Control", "no-store"),)
@@ -326,12 +328,8 @@ def _select_one(conn: Any, statement_timeout: float) -> None:
         cur.close()
 
 
-def round_trip(db: str) -> None:
-    """``SELECT 1`` on ``db``; raises on any failure. Connections are reused only after a success."""
-    connect_timeout = timeout_setting("health_connect_timeout")
-    statement_timeout = timeout_setting("health_statement_timeout")
-    params = _params(db, statement_timeout, connect_timeout)
-    key = tuple(sorted((k, str(v)) for k, v in params.items()))
+def _round_trip_now(params: dict[str, Any], key: tuple, connect_timeout: float,
+                    statement_timeout: float) -> None:
     kept = _probe.take(key)
     if kept is not None:
         conn, created = kept
@@ -349,6 +347,66 @@ def round_trip(db: str) -> None:
         _close(conn)
         raise
     _probe.give_back(key, conn, time.monotonic())
+
+
+class _Coalescer:
+    """One round trip in flight per process and target; concurrent callers share the next one.
+
+    A caller is only ever answered by a round trip that *started after it arrived*:
+    if one is already running it waits for it to end and for the following one,
+    which then serves every caller that queued meanwhile. Under a burst of calls
+    the database sees one query at a time on one connection, and no answer is
+    older than the call it answers.
+    """
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.running: set[tuple] = set()
+        self.started: dict[tuple, int] = {}
+        self.finished: dict[tuple, tuple[int, BaseException | None]] = {}
+
+    def run(self, params: dict[str, Any], connect_timeout: float, statement_timeout: float) -> None:
+        db = tuple(sorted((k, str(v)) for k, v in params.items()))  # the target: database + settings
+        budget = connect_timeout + 2 * statement_timeout + 0.5  # one retry on a new connection
+        deadline = time.monotonic() + budget
+        with self.cond:
+            need = self.started.get(db, 0) + 1
+            while True:
+                index, error = self.finished.get(db, (0, None))
+                if index >= need:
+                    if error is not None:
+                        raise error
+                    return
+                if db not in self.running:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CheckFailed("timeout")
+                self.cond.wait(remaining)
+            self.running.add(db)
+            index = self.started[db] = self.started.get(db, 0) + 1
+        error = None
+        try:
+            _round_trip_now(params, db, connect_timeout, statement_timeout)
+        except Exception as exc:
+            error = exc
+        finally:
+            with self.cond:
+                self.running.discard(db)
+                self.finished[db] = (index, error)
+                self.cond.notify_all()
+        if error is not None:
+            raise error
+
+
+_coalescer = _Coalescer()
+
+
+def round_trip(db: str) -> None:
+    """``SELECT 1`` on ``db`` started during this call; raises on any failure."""
+    connect_timeout = timeout_setting("health_connect_timeout")
+    statement_timeout = timeout_setting("health_statement_timeout")
+    _coalescer.run(_params(db, statement_timeout, connect_timeout), connect_timeout, statement_timeout)
 
 
 def classify(exc: BaseException) -> str:

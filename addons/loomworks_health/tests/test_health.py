@@ -10,10 +10,12 @@ never patched.
 
 import contextlib
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from unittest.mock import patch
 
 import odoo.http
 import psycopg2
+import requests
 from odoo import sql_db
 from odoo.addons import loomworks_health
 from odoo.addons.loomworks_health import health
@@ -128,6 +130,17 @@ class TestHealth(HttpCase):
         before, _ = self._backends()
         for _ in range(1000):
             self.assertEqual(self._get().status_code, 200)
+        after, kept = self._backends()
+        self.assertLessEqual(kept, health.IDLE_MAX)
+        self.assertLessEqual(after, before + health.IDLE_MAX, f"backends {before} -> {after}")
+
+    def test_concurrent_calls_share_one_connection(self):
+        self._get()
+        before, _ = self._backends()
+        url = self.base_url() + "/web/health"
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(lambda _: requests.get(url, timeout=30).status_code, range(200)))
+        self.assertEqual(statuses, [200] * 200)
         after, kept = self._backends()
         self.assertLessEqual(kept, health.IDLE_MAX)
         self.assertLessEqual(after, before + health.IDLE_MAX, f"backends {before} -> {after}")
