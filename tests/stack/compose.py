@@ -1,0 +1,150 @@
+"""Drive the project's Compose stack from tests and benchmarks.
+
+Each ``Stack`` is its own Compose project (``lwtest-<random>``) with free loopback
+ports, an empty env file (a developer's ``.env`` never leaks in) and the images the
+test session built (``LOOMWORKS_TAG``). ``destroy()`` removes containers, networks
+and volumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.pg import free_port, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("postgres", "redis", "odoo", "nginx")
+DEV_SECRETS = REPO / "secrets.dev"
+
+
+def dev_secret(name: str) -> str:
+    return (DEV_SECRETS / f"{name}.txt").read_text().strip()
+
+
+@dataclass
+class Stack:
+    files: tuple[str, ...] = ("docker-compose.yml",)
+    tag: str = "test"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    project: str = field(default_factory=lambda: f"lwtest-{uuid.uuid4().hex[:8]}")
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ports = {
+            "HTTP_LOCAL_PORT": free_port(), "HTTP_PORT": free_port(), "HTTPS_PORT": free_port(),
+            "DEBUGPY_HOST_PORT": free_port(),
+        }
+        self.env_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.project}.env"
+        self.env_file.write_text("")
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_HOST"))}
+        # buildx here is older than compose's bake needs; the classic path works.
+        env["COMPOSE_BAKE"] = "false"
+        env["LOOMWORKS_TAG"] = self.tag
+        env.update({k: str(v) for k, v in self.ports.items()})
+        env.update(self.extra_env)
+        return env
+
+    def cmd(self, *args: str) -> list[str]:
+        files = [a for f in self.files for a in ("-f", str(REPO / f))]
+        return ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file), *files, *args]
+
+    def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        r = subprocess.run(self.cmd(*args), env=self.env, cwd=REPO, capture_output=True, text=True,
+                           timeout=timeout, check=False)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"docker compose {' '.join(args)} failed ({r.returncode}):\n"
+                               f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+        return r
+
+    def config(self) -> dict:
+        return json.loads(self.run("config", "--format", "json").stdout)
+
+    def up(self, *args: str) -> None:
+        self.run("up", "-d", "--no-build", *args)
+
+    def down(self, *args: str) -> None:
+        self.run("down", "--timeout", "60", *args, timeout=300)
+
+    def destroy(self) -> None:
+        self.run("down", "-v", "--remove-orphans", "--timeout", "30", check=False, timeout=300)
+        self.env_file.unlink(missing_ok=True)
+
+    def container_id(self, service: str) -> str:
+        out = self.run("ps", "-a", "-q", service).stdout.split()
+        assert out, f"no container for {service}"
+        return out[0]
+
+    def inspect(self, service: str) -> dict:
+        r = subprocess.run(["docker", "inspect", self.container_id(service)], capture_output=True,
+                           text=True, check=True)
+        return json.loads(r.stdout)[0]
+
+    def health(self, service: str) -> str:
+        state = self.inspect(service)["State"]
+        if state["Status"] in ("exited", "dead"):
+            return "exited"
+        return state.get("Health", {}).get("Status", "none")
+
+    def wait_healthy(self, timeout: float = 600) -> float:
+        """Seconds until every service is healthy; a service that exits fails at once."""
+        start = time.monotonic()
+
+        def all_healthy() -> bool:
+            states = {}
+            for s in SERVICES:
+                try:
+                    states[s] = self.health(s)
+                except AssertionError:
+                    states[s] = "missing"
+            bad = [s for s, h in states.items() if h in ("exited", "unhealthy")]
+            if bad:
+                raise AssertionError(f"{bad} {[states[b] for b in bad]}:\n{self.logs(*bad)}")
+            return all(h == "healthy" for h in states.values())
+
+        wait_for(all_healthy, timeout, f"{self.project}: all services healthy", interval=1)
+        return time.monotonic() - start
+
+    def logs(self, *services: str, tail: int = 60) -> str:
+        return self.run("logs", "--no-color", "--tail", str(tail), *services, check=False).stdout
+
+    def exec(self, service: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("exec", "-T", service, *args, check=check, timeout=120)
+
+
+class EventRecorder:
+    """Records the engine's container events (start, health_status) of one project."""
+
+    def __init__(self, client, project: str) -> None:
+        self.events: list[dict] = []
+        self._stream = client.events(
+            decode=True, filters={"type": "container", "label": f"com.docker.compose.project={project}"})
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for ev in self._stream:
+                self.events.append(ev)
+        except Exception:  # noqa: S110 - the stream is closed on purpose in stop()
+            pass
+
+    def stop(self) -> None:
+        self._stream.close()
+
+    def times(self, service: str, status: str, since_ns: int = 0) -> list[int]:
+        """timeNano of the service's events whose status is ``status`` (e.g. 'start')."""
+        return [
+            ev["timeNano"] for ev in list(self.events)
+            if ev.get("Actor", {}).get("Attributes", {}).get("com.docker.compose.service") == service
+            and ev.get("status") == status and ev["timeNano"] >= since_ns
+        ]

@@ -1,0 +1,177 @@
+"""docker-compose.yml / docker-compose.dev.yml / .env.example, checked through `docker compose config`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.stack.compose import REPO, SERVICES, Stack, dev_secret
+
+pytestmark = [
+    pytest.mark.unit,
+    pytest.mark.skipif(not shutil.which("docker"), reason="no docker CLI (compose config)"),
+]
+
+DEV = ("docker-compose.yml", "docker-compose.dev.yml")
+VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
+
+
+def seconds(duration: str) -> float:
+    total = 0.0
+    for value, unit in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", duration):
+        total += float(value) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
+    return total
+
+
+@pytest.fixture(scope="module")
+def base() -> dict:
+    return Stack().config()
+
+
+@pytest.fixture(scope="module")
+def dev() -> dict:
+    return Stack(files=DEV).config()
+
+
+def test_no_version_key_and_four_services_built_by_the_project(base):
+    assert "version" not in (REPO / "docker-compose.yml").read_text().split("\n", 40)[0:40]
+    assert not re.search(r"^version:", (REPO / "docker-compose.yml").read_text(), re.M)
+    assert set(base["services"]) == set(SERVICES)
+    dockerfiles = {"postgres": "postgres/Dockerfile", "redis": "redis/Dockerfile",
+                   "odoo": "docker/Dockerfile", "nginx": "nginx/Dockerfile"}
+    names = {"postgres": "postgres", "redis": "redis", "odoo": "erp", "nginx": "nginx"}
+    for name, svc in base["services"].items():
+        assert svc["build"]["context"] == str(REPO)
+        assert svc["build"]["dockerfile"] == dockerfiles[name]
+        assert svc["image"] == f"loomworks/{names[name]}:test"
+
+
+def test_dependencies_wait_for_health(base):
+    s = base["services"]
+    assert s["odoo"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert s["odoo"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert s["nginx"]["depends_on"]["odoo"]["condition"] == "service_healthy"
+    assert "depends_on" not in s["postgres"] and "depends_on" not in s["redis"]
+
+
+def test_every_service_has_healthcheck_restart_limits_logs_and_hardening(base):
+    for name, svc in base["services"].items():
+        hc = svc["healthcheck"]
+        assert hc["test"][0] == "CMD" and not hc.get("disable"), name
+        assert svc["restart"] == "unless-stopped", name
+        limits = svc["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) > 0 and int(limits["memory"]) > 0, name
+        assert svc["logging"]["driver"] == "json-file", name
+        assert svc["logging"]["options"]["max-size"] and svc["logging"]["options"]["max-file"], name
+        assert "no-new-privileges:true" in svc["security_opt"], name
+        assert svc["cap_drop"] == ["ALL"], name
+    for name in ("redis", "odoo", "nginx"):
+        assert base["services"][name]["read_only"] is True, name
+
+
+def test_named_volumes_declared_and_mounted(base):
+    assert set(base["volumes"]) >= {"postgres_data", "odoo_data", "wal_archive", "pg_backups",
+                                    "redis_data", "nginx_certs"}
+
+    def mounts(svc: str) -> dict[str, str]:
+        return {v["target"]: v["source"] for v in base["services"][svc]["volumes"] if v["type"] == "volume"}
+
+    assert mounts("postgres") == {"/var/lib/postgresql/data": "postgres_data", "/wal_archive": "wal_archive",
+                                  "/backups": "pg_backups"}
+    assert mounts("odoo") == {"/var/lib/odoo": "odoo_data"}
+    assert mounts("redis") == {"/data": "redis_data"}
+    assert mounts("nginx") == {"/var/lib/nginx/certs": "nginx_certs"}
+
+
+def test_only_nginx_is_published_on_loopback_by_default(base):
+    for name in ("postgres", "redis", "odoo"):
+        assert not base["services"][name].get("ports"), name
+    ports = {p["target"]: p for p in base["services"]["nginx"]["ports"]}
+    assert set(ports) == {8069, 8080, 8443}
+    assert all(p["host_ip"] == "127.0.0.1" for p in ports.values())
+
+
+def test_host_ports_and_addresses_come_from_the_environment():
+    st = Stack(extra_env={"BIND_ADDRESS": "0.0.0.0", "HTTP_PORT": "18080", "HTTPS_PORT": "18443",
+                          "HTTP_LOCAL_PORT": "18069"})
+    ports = {p["target"]: p for p in st.config()["services"]["nginx"]["ports"]}
+    assert (ports[8080]["host_ip"], ports[8080]["published"]) == ("0.0.0.0", "18080")
+    assert (ports[8443]["host_ip"], ports[8443]["published"]) == ("0.0.0.0", "18443")
+    # The local listener stays on loopback unless LOCAL_BIND_ADDRESS says otherwise.
+    assert (ports[8069]["host_ip"], ports[8069]["published"]) == ("127.0.0.1", "18069")
+
+
+def test_production_settings(base):
+    odoo = base["services"]["odoo"]
+    env = odoo["environment"]
+    assert env["PROXY_MODE"] == "True"
+    assert env["DB_NAME"] == "loomworks" and env["DBFILTER"] == "" and env["LIST_DB"] == "false"
+    assert int(env["WORKERS"]) >= 2
+    assert seconds(odoo["stop_grace_period"]) > int(env["GRACEFUL_TIMEOUT"])
+    assert env["REDIS_HOST"] == "redis" and env["REDIS_PASSWORD_FILE"].startswith("/run/secrets/")
+    st = Stack(extra_env={"DBFILTER": "^%d$", "DB_NAME": ""})
+    env = st.config()["services"]["odoo"]["environment"]
+    # `config` re-escapes "$" as "$$" in its output; the container gets "^%d$".
+    assert env["DBFILTER"].replace("$$", "$") == "^%d$" and env["DB_NAME"] == ""
+
+
+def test_secrets_are_files_and_values_never_in_the_config(base):
+    for name, svc in base["services"].items():
+        for key, value in (svc.get("environment") or {}).items():
+            assert not re.search(r"PASSWORD$|PASSWD$", key), f"{name}: {key} set as a plain value"
+            if key.endswith("_FILE"):
+                secret = Path(value).name
+                assert value == f"/run/secrets/{secret}"
+                assert any(s["source"] == secret for s in svc["secrets"]), (name, key)
+    for name, secret in base["secrets"].items():
+        if name == "ca":
+            continue
+        assert secret["file"] == str(REPO / "secrets.dev" / f"{name}.txt")
+        assert "INSECURE" in dev_secret(name) or name == "admin_password"
+    rendered = str(base)
+    for f in (REPO / "secrets.dev").glob("*.txt"):
+        value = f.read_text().strip()
+        if "INSECURE" in value:
+            assert value not in rendered, f.name
+
+
+def test_production_secrets_dir_switches_every_secret(tmp_path):
+    st = Stack(extra_env={"SECRETS_DIR": str(tmp_path)})
+    cfg = st.config()
+    assert all(s["file"].startswith(str(tmp_path)) for n, s in cfg["secrets"].items() if n != "ca")
+
+
+def test_env_example_documents_every_variable_with_its_default():
+    used: dict[str, set[str]] = {}
+    for f in DEV:
+        code = "\n".join(ln for ln in (REPO / f).read_text().splitlines() if not ln.lstrip().startswith("#"))
+        for var, default in VAR_RE.findall(code):
+            used.setdefault(var, set()).add(default)
+    documented = dict(re.findall(r"^([A-Z0-9_]+)=(.*)$", (REPO / ".env.example").read_text(), re.M))
+    missing = sorted(set(used) - set(documented))
+    assert not missing, f".env.example lacks {missing}"
+    for var, defaults in used.items():
+        assert defaults == {documented[var]}, f"{var}: compose {defaults} vs .env.example {documented[var]!r}"
+
+
+def test_dev_override_mounts_addons_debugger_and_no_limits(dev, tmp_path):
+    odoo = dev["services"]["odoo"]
+    assert odoo["build"]["target"] == "dev"
+    assert odoo["image"] == "loomworks/erp-dev:test"
+    binds = {v["target"]: v["source"] for v in odoo["volumes"] if v["type"] == "bind"}
+    assert binds["/opt/loomworks/addons"] == str(REPO / "addons")
+    debug = [p for p in odoo["ports"] if p["target"] == 5678]
+    assert debug and debug[0]["host_ip"] == "127.0.0.1"
+    env = odoo["environment"]
+    assert env["WORKERS"] == "0" and env["DEBUGPY_PORT"] == "5678"
+    assert set(env["ODOO_DEV_MODE"].split(",")) >= {"reload", "qweb", "xml"}
+    for name, svc in dev["services"].items():
+        assert "resources" not in (svc.get("deploy") or {}), name
+    # Threaded Odoo serves the websocket on 8069 itself.
+    assert dev["services"]["nginx"]["environment"]["ODOO_WS_PORT"] == "8069"
+    st = Stack(files=DEV, extra_env={"LOOMWORKS_ADDONS_DIR": str(tmp_path)})
+    odoo = st.config()["services"]["odoo"]
+    assert {v["target"]: v["source"] for v in odoo["volumes"]}["/opt/loomworks/addons"] == str(tmp_path)
