@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import threading
@@ -71,6 +72,9 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("loomworks_health", SERVER_WIDE_HEALTH, "/web/health", DB_NAME, "loomworks_health"),
+    # the floor: the same server answering without touching the database
+    Scenario("loomworks_health liveness", SERVER_WIDE_HEALTH, "/web/health/live", DB_NAME,
+             "loomworks_health"),
     # the anchor's database must not have loomworks_health installed (its post_load would hook in)
     Scenario("odoo /web/health?db_server_status=1", SERVER_WIDE_PLAIN, "/web/health?db_server_status=1",
              PLAIN_DB, "web"),
@@ -215,7 +219,7 @@ class ConnectionSampler:
 
 def bench_scenario(scenario: Scenario, cluster: PgCluster, tree: Path, data_dir: Path, work: Path,
                    rate: float, duration: float, warmup: float) -> Result:
-    slug = scenario.load.replace(",", "_")
+    slug = scenario.name.replace(" ", "_").replace("/", "").replace("?", "_")
     conf = write_config(work / f"{slug}.conf", cluster, tree, data_dir, log_level="warn")
     server = OdooProcess(tree, conf, [f"--load={scenario.load}", "-d", scenario.db], log=work / f"{slug}.log")
     server.start()
@@ -295,17 +299,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         create_role(cluster)
         conf = write_config(work / "init.conf", cluster, tree, data_dir, log_level="warn")
-        for scenario in SCENARIOS:
-            print(f"creating {scenario.db} with {scenario.modules} (odoo-bin -i) ...", file=sys.stderr)
-            init_database(tree, conf, scenario.db, scenario.modules, work / "init.log")
+        for db, modules in dict.fromkeys((s.db, s.modules) for s in SCENARIOS):
+            print(f"creating {db} with {modules} (odoo-bin -i) ...", file=sys.stderr)
+            init_database(tree, conf, db, modules, work / "init.log")
         for scenario in SCENARIOS:
             print(f"{scenario.name}: {args.rate:g} req/s for {args.duration:g} s ...", file=sys.stderr)
             try:
                 results.append(bench_scenario(scenario, cluster, tree, data_dir, work,
                                               args.rate, args.duration, args.warmup))
             except Exception:
-                print(tail(work / f"{scenario.load.replace(',', '_')}.log"), file=sys.stderr)
+                for log in work.glob("*.log"):
+                    print(f"--- {log.name}\n{tail(log)}", file=sys.stderr)
                 raise
+    except BaseException:
+        print(f"health_bench: logs kept in {work}", file=sys.stderr)
+        raise
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     finally:
         cluster.destroy()
 

@@ -363,40 +363,43 @@ class _Coalescer:
         self.cond = threading.Condition()
         self.running: set[tuple] = set()
         self.started: dict[tuple, int] = {}
-        self.finished: dict[tuple, tuple[int, BaseException | None]] = {}
+        self.finished: dict[tuple, tuple[int, str | None]] = {}  # target -> (index, error code)
 
     def run(self, params: dict[str, Any], connect_timeout: float, statement_timeout: float) -> None:
-        db = tuple(sorted((k, str(v)) for k, v in params.items()))  # the target: database + settings
+        """Raise ``CheckFailed`` with the code of the round trip that answers this call."""
+        target = tuple(sorted((k, str(v)) for k, v in params.items()))  # database + settings
         budget = connect_timeout + 2 * statement_timeout + 0.5  # one retry on a new connection
         deadline = time.monotonic() + budget
         with self.cond:
-            need = self.started.get(db, 0) + 1
+            need = self.started.get(target, 0) + 1
             while True:
-                index, error = self.finished.get(db, (0, None))
+                index, code = self.finished.get(target, (0, None))
                 if index >= need:
-                    if error is not None:
-                        raise error
+                    if code is not None:
+                        raise CheckFailed(code)
                     return
-                if db not in self.running:
+                if target not in self.running:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise CheckFailed("timeout")
                 self.cond.wait(remaining)
-            self.running.add(db)
-            index = self.started[db] = self.started.get(db, 0) + 1
-        error = None
+            self.running.add(target)
+            index = self.started[target] = self.started.get(target, 0) + 1
+        code = None
         try:
-            _round_trip_now(params, db, connect_timeout, statement_timeout)
+            _round_trip_now(params, target, connect_timeout, statement_timeout)
         except Exception as exc:
-            error = exc
+            code = classify(exc)
+            if code == "error":
+                _logger.exception("loomworks_health: unexpected error in the database check")
         finally:
             with self.cond:
-                self.running.discard(db)
-                self.finished[db] = (index, error)
+                self.running.discard(target)
+                self.finished[target] = (index, code)
                 self.cond.notify_all()
-        if error is not None:
-            raise error
+        if code is not None:
+            raise CheckFailed(code)
 
 
 _coalescer = _Coalescer()
@@ -450,10 +453,8 @@ def readiness(db_server_status: bool = False) -> tuple[int, dict[str, Any]]:
     if code is None:
         try:
             round_trip(db)
-        except Exception as exc:
-            code = classify(exc)
-            if code == "error":
-                _logger.exception("loomworks_health: unexpected error in the database check")
+        except CheckFailed as exc:
+            code = exc.code
     if code is None and state == "absent":
         code = "registry_failed" if configured in _loads.failed else "starting"
         _maybe_start_load(configured)  # type: ignore[arg-type]
