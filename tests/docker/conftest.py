@@ -224,3 +224,11 @@ def seeded(pg, run_erp, addon_dir, secrets_dir) -> dict:
     wait_for(healthy, 400, "first start to become healthy", interval=0.5)
     return {"container": c, "seen": seen, "admin_password": admin_password, "master": master,
             "db_password": pg.password, "first_start_s": time.monotonic() - started}
+
+
+@pytest.fixture(scope="session")
+def erp_dev_image(base_image: str, odoo_tree: Path) -> str:
+    from tests.support.images import build, prepare_odoo_context
+
+    prepare_odoo_context(odoo_tree)
+    return build("loomworks/erp-dev:test")

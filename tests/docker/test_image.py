@@ -39,7 +39,8 @@ def test_no_build_tools_headers_or_caches(docker_client, erp_image):
         "for t in gcc cc c++ make pip pip3; do command -v $t && echo FOUND $t; done; "
         "ls /usr/include/python3.11 /usr/include/postgresql 2>/dev/null && echo FOUND headers; "
         "ls /var/lib/apt/lists | grep -v -e lock -e partial && echo FOUND apt-lists; "
-        "ls -d /root/.cache /var/cache/apt/archives/*.deb 2>/dev/null && echo FOUND caches; "
+        "test -e /root/.cache && echo FOUND pip-cache; "
+        "ls /var/cache/apt/archives/ | grep -q '[.]deb$' && echo FOUND apt-archives; "
         "ls /run/secrets 2>/dev/null && echo FOUND secrets; "
         "python3 -c 'import sys; print(sys.version_info[:2])'; "
         "/opt/venv/bin/python -c 'import sys; print(sys.prefix)'; true"
@@ -116,3 +117,11 @@ def test_root_dockerfile_pointer_builds(erp_image):
         assert ids[0] == ids[1]  # the same production image as the explicit -f/--target build
     finally:
         subprocess.run(["docker", "rmi", "loomworks/erp:rootcheck"], capture_output=True, check=False)
+
+
+def test_dev_target_adds_debugpy_and_watchdog_only_there(docker_client, erp_image, erp_dev_image):
+    probe = "import debugpy, watchdog.observers; print('dev-tools', debugpy.__version__)"
+    rc, out = run(docker_client, erp_dev_image, "python", "-c", probe)
+    assert rc == 0 and "dev-tools 1.8" in out, out
+    rc, out = run(docker_client, erp_image, "python", "-c", probe)
+    assert rc != 0 and "No module named 'debugpy'" in out
