@@ -167,7 +167,8 @@ def test_dev_override_mounts_addons_debugger_and_no_limits(dev, tmp_path):
     assert debug and debug[0]["host_ip"] == "127.0.0.1"
     env = odoo["environment"]
     assert env["WORKERS"] == "0" and env["DEBUGPY_PORT"] == "5678"
-    assert set(env["ODOO_DEV_MODE"].split(",")) >= {"reload", "qweb", "xml"}
+    dev_arg = [a for a in odoo["command"] if a.startswith("--dev=")]
+    assert dev_arg and set(dev_arg[0][6:].split(",")) >= {"reload", "qweb", "xml"}
     for name, svc in dev["services"].items():
         assert "resources" not in (svc.get("deploy") or {}), name
     # Threaded Odoo serves the websocket on 8069 itself.
