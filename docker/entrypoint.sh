@@ -59,6 +59,8 @@ validate_env() {
 	normalize_bool LIST_DB
 	normalize_bool AUTO_MIGRATE
 	require_uint WORKERS 0 1024
+	((10#$WORKERS != 1)) ||
+		die "WORKERS must be 0 (threaded, development) or >= 2: with 1 worker Odoo refuses to print PDF reports"
 	require_uint MAX_CRON_THREADS 0 64
 	require_uint LIMIT_TIME_CPU 1
 	require_uint LIMIT_TIME_REAL 1
@@ -80,9 +82,13 @@ validate_env() {
 }
 
 check_data_dir() {
-	if [[ ! -w $DATA_DIR ]]; then
-		die "$DATA_DIR is not writable by uid $(id -u) (owner uid $(stat -c %u "$DATA_DIR")): use a named volume or chown the mounted directory to $(id -u):$(id -g)"
+	[[ -w $DATA_DIR ]] && return 0
+	local owner
+	owner=$(stat -c %u "$DATA_DIR")
+	if [[ $owner == "$(id -u)" ]]; then
+		die "$DATA_DIR is on a read-only filesystem: mount a volume at $DATA_DIR"
 	fi
+	die "$DATA_DIR is not writable by uid $(id -u) (owner uid $owner): use a named volume or chown the mounted directory to $(id -u):$(id -g)"
 }
 
 server_wide_modules() {

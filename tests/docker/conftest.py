@@ -6,6 +6,7 @@ Every container, network and temp dir is named ``lwtest-...`` and removed in fin
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import time
@@ -177,8 +178,11 @@ def run_erp(docker_client, erp_image, lw_network) -> Iterator:
         return c
 
     yield run
+    import docker
+
     for c in created:
-        c.remove(force=True, v=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            c.remove(force=True, v=True)
 
 
 @pytest.fixture(scope="session")

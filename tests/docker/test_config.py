@@ -132,6 +132,7 @@ def test_both_value_and_file_is_an_error(docker_client, erp_image, tmp_path):
     ("LIST_DB", "2", "LIST_DB must be a boolean"),
     ("AUTO_MIGRATE", "sometimes", "AUTO_MIGRATE must be a boolean"),
     ("WORKERS", "-1", "WORKERS must be a non-negative integer"),
+    ("WORKERS", "1", "WORKERS must be 0 (threaded, development) or >= 2"),
     ("MAX_CRON_THREADS", "x", "MAX_CRON_THREADS must be a non-negative integer"),
     ("LIMIT_TIME_REAL", "0", "LIMIT_TIME_REAL must be >= 1"),
     ("LIMIT_MEMORY_HARD", "10", "LIMIT_MEMORY_HARD must be >= LIMIT_MEMORY_SOFT"),

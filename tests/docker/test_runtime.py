@@ -119,10 +119,24 @@ def test_graceful_shutdown_finishes_in_flight_request(seeded, run_erp, pg, addon
     t = threading.Thread(target=slow_request)
     t.start()
     wait_log(c, "lwtest: request started", 30)
+    late: dict = {}
+
+    def late_request() -> None:  # sent once the server is stopping: must not be served
+        wait_log(c, "Stopping gracefully", 20)
+        try:
+            r = requests.get(f"http://127.0.0.1:{port}/lwtest/sleep?seconds=0", timeout=40)
+            late.update(status=r.status_code, body=r.text)
+        except requests.RequestException as exc:
+            late.update(error=repr(exc))
+
+    t2 = threading.Thread(target=late_request)
+    t2.start()
     stop_sent = time.monotonic()
     c.stop(timeout=45)  # SIGTERM; SIGKILL only after 45 s
     stopped = time.monotonic()
     t.join(60)
+    t2.join(60)
+    assert late and late.get("body") != "slept 0", late
     c.reload()
     out = logs(c)
     assert result.get("status") == 200 and result["body"] == "slept 10", (result, out[-3000:])
@@ -242,3 +256,24 @@ def test_db_wait_timeout_defaults_to_60s(run_erp):
     out = wait_log(c, "waiting for PostgreSQL", 30)
     assert "budget 60s" in out and "s of 60s" in out
     c.stop(timeout=5)
+
+
+def test_read_only_root_filesystem(run_erp, pg, docker_client):
+    """As Compose runs it: read-only root, a volume on /var/lib/odoo, tmpfs for /run/odoo and /tmp."""
+    tmpfs = {"/run/odoo": "uid=1000,gid=1000,mode=0700", "/tmp": "mode=1777"}
+    c = run_erp(pg, {"DB_NAME": "lwtest"}, read_only=True, tmpfs=tmpfs)
+    assert c.wait(timeout=60)["StatusCode"] == 1  # without a data volume: a clear error
+    assert "/var/lib/odoo is on a read-only filesystem: mount a volume at /var/lib/odoo" in logs(c)
+    vol = docker_client.volumes.create(f"lwtest-data-{c.name[-8:]}")
+    try:
+        c = run_erp(pg, {"DB_NAME": "lwtest"}, read_only=True, tmpfs=tmpfs,
+                    volumes={vol.name: {"bind": "/var/lib/odoo", "mode": "rw"}})
+        wait_health(c, "healthy", 180)
+        r = requests.get(f"http://127.0.0.1:{host_port(c)}/web/login", timeout=30)
+        assert r.status_code == 200
+        c.stop(timeout=40)
+        c.reload()
+        assert c.attrs["State"]["ExitCode"] == 0
+        c.remove()
+    finally:
+        vol.remove(force=True)
