@@ -220,6 +220,26 @@ def test_concurrent_replicas_migrate_one_at_a_time(run_erp, pg, addon_dir):
     assert "migration: up to date (lwtest)" in other
 
 
+def test_failed_migration_exits_nonzero_and_database_stays(run_erp, pg, addon_dir):
+    manifest = addon_dir / "__manifest__.py"
+    good = manifest.read_text()
+    before = pg.psql("SELECT latest_version FROM ir_module_module WHERE name='lwtest_slow'", db="lwtest")
+    broken = good.replace('"installable": True,', '"installable": True,\n    "data": ["missing.xml"],')
+    manifest.write_text(broken.replace(before, "18.0.9.9.9"))
+    try:
+        c = run_erp(pg, {"DB_NAME": "lwtest"}, addon=addon_dir)
+        assert c.wait(timeout=300)["StatusCode"] == 1
+        out = logs(c)
+        errors = [line for line in out.splitlines() if "entrypoint: error:" in line]
+        assert len(errors) == 1 and "migration: failed for lwtest" in errors[0], out[-4000:]
+        after = pg.psql("SELECT latest_version FROM ir_module_module WHERE name='lwtest_slow'", db="lwtest")
+        assert after == before  # Odoo's transaction rolled back
+    finally:
+        manifest.write_text(good)
+    out = _start_and_wait(run_erp, pg, addon_dir)  # the old content serves again, nothing to do
+    assert "migration: up to date (lwtest)" in out
+
+
 def test_start_before_database_waits_with_backoff_then_serves(run_erp, pg):
     pg.stop()
     try:
