@@ -297,3 +297,17 @@ def test_read_only_root_filesystem(run_erp, pg, docker_client):
         c.remove()
     finally:
         vol.remove(force=True)
+
+
+def test_existing_empty_database_is_initialised_and_needs_admin_password(run_erp, pg):
+    pg.psql(f'CREATE DATABASE lwempty OWNER "{pg.user}"')
+    c = run_erp(pg, {"DB_NAME": "lwempty"}, healthcheck=None)
+    assert c.wait(timeout=120)["StatusCode"] == 1
+    needed = "error: ADMIN_PASSWORD (or ADMIN_PASSWORD_FILE) is required to initialise database lwempty"
+    assert needed in logs(c)
+    assert pg.psql("SELECT to_regclass('ir_module_module') IS NULL", db="lwempty") == "t"  # untouched
+    c = run_erp(pg, {"DB_NAME": "lwempty", "ADMIN_PASSWORD": "x-" + c.name[-8:]})
+    wait_health(c, "healthy", 300)
+    assert "init: database lwempty initialised" in logs(c)
+    assert pg.psql("SELECT state FROM ir_module_module WHERE name='base'", db="lwempty") == "installed"
+    c.stop(timeout=40)
