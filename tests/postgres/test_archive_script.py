@@ -223,3 +223,25 @@ def test_gzip_format_is_plain_gzip(work):
     assert out == seg.read_bytes()
     with gzip.open(arch / f"{NAME}.gz") as f:
         assert len(f.read()) == SEGMENT
+
+
+def test_restore_wal_round_trip_missing_and_corrupt(work):
+    """restore_command: 0 restores, 1 = not in archive (end of WAL), 126 = corrupt (abort recovery)."""
+    arch, src = work
+    seg = segment(src)
+    assert archive(seg, NAME, arch).returncode == 0
+    restore_wal = ARCHIVE_WAL.with_name("restore-wal")
+    dest = src / "RECOVERYXLOG"
+
+    def restore(name: str) -> subprocess.CompletedProcess:
+        cmd = ["runuser", "-u", "postgres", "--", str(restore_wal), name, str(dest), str(arch)]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    assert restore(NAME).returncode == 0
+    assert dest.read_bytes() == seg.read_bytes()
+    assert restore("00000002.history").returncode == 1
+    (arch / f"{NAME}.gz").write_bytes(gzip.compress(seg.read_bytes())[:5000])
+    r = restore(NAME)
+    assert r.returncode == 126, r.stderr
+    assert "corrupt" in r.stderr
+    assert not list(src.glob("*.tmp")), "partial restore file left behind"

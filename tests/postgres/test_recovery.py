@@ -125,3 +125,17 @@ def test_restore_without_backup_says_so(stack):
     rc, out = stack.one_shot(vols, ["restore", "--latest"])
     assert rc == 1
     assert "no base backup in /backups" in out
+
+
+def test_backup_inside_running_container_uses_the_socket(stack):
+    """`docker compose exec -u postgres postgres pg-backup`: no password needed on the socket."""
+    c = stack.run(stack.volume_set())
+    wait_healthy(c)
+    rc, out = exec_sh(c, ["pg-backup"])
+    assert rc == 0, out
+    path = out.strip().splitlines()[-1]
+    assert path.startswith("/backups/2")
+    rc, out = exec_sh(c, ["pg_verifybackup", "-q", "-i", "loomworks-backup.info", path])
+    assert rc == 0, out
+    rc, out = exec_sh(c, ["stat", "-c", "%a %U", "/backups", path])
+    assert out.split() == ["700", "postgres", "700", "postgres"]
