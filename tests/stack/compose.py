@@ -114,6 +114,15 @@ class Stack:
         wait_for(all_healthy, timeout, f"{self.project}: all services healthy", interval=1)
         return time.monotonic() - start
 
+    def wait_service_healthy(self, service: str, timeout: float = 120) -> None:
+        def healthy() -> bool:
+            h = self.health(service)
+            if h in ("exited", "unhealthy"):
+                raise AssertionError(f"{service} {h}:\n{self.logs(service)}")
+            return h == "healthy"
+
+        wait_for(healthy, timeout, f"{self.project}: {service} healthy", interval=0.5)
+
     def logs(self, *services: str, tail: int = 60) -> str:
         return self.run("logs", "--no-color", "--tail", str(tail), *services, check=False).stdout
 
