@@ -81,6 +81,8 @@ wait_until() {
 		if ((spent >= budget)); then
 			return 1
 		fi
+		# never sleep past the budget: the last wait is clamped to the time left
+		delay=$(awk -v d="$delay" -v left=$((budget - spent)) 'BEGIN { print (d < left ? d : left) }')
 		log "waiting for $what (attempt $attempt, ${spent}s of ${budget}s, retry in ${delay}s)"
 		sleep "$delay"
 		delay=$(awk -v d="$delay" 'BEGIN { d *= 2; if (d > 8) d = 8; print d }')
