@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 .PHONY: help test venv odoo lint up down bench
 
 help:
-	@echo "make up      start the stack (docker compose up -d --build)"
+	@echo "make up      build and start the stack, wait until every service is healthy"
 	@echo "make test    build the test venv and run the whole suite"
 	@echo "make odoo    fetch Odoo $(ODOO_REF) from $(ODOO_REPO) into the cache"
 	@echo "make lint    ruff, shellcheck, hadolint (when installed)"
@@ -46,8 +46,16 @@ lint: venv
 	shellcheck -x $$(git ls-files | xargs grep -lE '^#!.*(ba)?sh' 2>/dev/null)
 	if command -v hadolint >/dev/null; then hadolint $$(git ls-files '*Dockerfile*'); fi
 
+# The README's start command. Works offline: builds debian:bookworm-slim from a Debian
+# mirror when it cannot be pulled, builds Odoo from a local tree when one is found
+# (ODOO_SRC or the cache) and otherwise from Odoo's official source, and trusts the
+# host's CA bundle during builds (TLS-intercepting proxies). Waits until all healthy.
+HOST_CA := $(wildcard /etc/ssl/certs/ca-certificates.crt)
 up:
-	docker compose up -d --build
+	docker/build-base-image
+	$(if $(ODOO_TREE),$(PYTHON) -c 'import sys; from tests.support.images import prepare_odoo_context as p; p(sys.argv[1])' "$(ODOO_TREE)")
+	COMPOSE_BAKE=false $(if $(HOST_CA),BUILD_CA_BUNDLE="$${BUILD_CA_BUNDLE:-$(HOST_CA)}") \
+		docker compose up -d --build --wait
 
 down:
 	docker compose down
