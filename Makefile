@@ -11,10 +11,11 @@ ODOO_REPO ?= https://github.com/odoo/odoo
 ODOO_REF ?= 18.0
 PYTEST_ARGS ?=
 
-.PHONY: help test venv odoo lint up down bench
+.PHONY: help test venv odoo lint up dev down bench
 
 help:
 	@echo "make up      build and start the stack, wait until every service is healthy"
+	@echo "make dev     the same with the development override (docker-compose.dev.yml)"
 	@echo "make test    build the test venv and run the whole suite"
 	@echo "make odoo    fetch Odoo $(ODOO_REF) from $(ODOO_REPO) into the cache"
 	@echo "make lint    ruff, shellcheck, hadolint (when installed)"
@@ -51,11 +52,16 @@ lint: venv
 # (ODOO_SRC or the cache) and otherwise from Odoo's official source, and trusts the
 # host's CA bundle during builds (TLS-intercepting proxies). Waits until all healthy.
 HOST_CA := $(wildcard /etc/ssl/certs/ca-certificates.crt)
+COMPOSE_FILES ?= docker-compose.yml
 up:
 	docker/build-base-image
 	$(if $(ODOO_TREE),$(PYTHON) -c 'import sys; from tests.support.images import prepare_odoo_context as p; p(sys.argv[1])' "$(ODOO_TREE)")
 	COMPOSE_BAKE=false $(if $(HOST_CA),BUILD_CA_BUNDLE="$${BUILD_CA_BUNDLE:-$(HOST_CA)}") \
-		docker compose up -d --build --wait
+		docker compose $(foreach f,$(COMPOSE_FILES),-f $(f)) up -d --build --wait
+
+# The development stack: live addons, debugpy on 127.0.0.1:5678, no limits.
+dev:
+	$(MAKE) up COMPOSE_FILES="docker-compose.yml docker-compose.dev.yml"
 
 down:
 	docker compose down
