@@ -145,7 +145,6 @@ limit_memory_hard = $LIMIT_MEMORY_HARD
 log_level = $LOG_LEVEL
 without_demo = all
 server_wide_modules = $(server_wide_modules)
-dev_mode = $ODOO_DEV_MODE
 health_connect_timeout = $HEALTH_CONNECT_TIMEOUT
 health_statement_timeout = $HEALTH_STATEMENT_TIMEOUT
 CONF
@@ -200,10 +199,12 @@ run_server() {
 	forget_secrets
 	log "starting Odoo: workers=$WORKERS, graceful shutdown ${GRACEFUL_TIMEOUT}s"
 	export GRACEFUL_TIMEOUT
-	if [[ -n $DEBUGPY_PORT ]]; then
-		exec python -m debugpy --listen "0.0.0.0:$DEBUGPY_PORT" /usr/local/bin/odoo "$@"
-	fi
-	exec odoo "$@"
+	# With DEBUGPY_PORT set (dev image), the odoo script itself starts debugpy.
+	[[ -z $DEBUGPY_PORT ]] || export DEBUGPY_PORT
+	# Odoo reads dev_mode from its command line only (a config value is overwritten).
+	local args=("$@")
+	[[ -z $ODOO_DEV_MODE ]] || args+=("--dev=$ODOO_DEV_MODE")
+	exec odoo "${args[@]}"
 }
 
 # True when `odoo ARGS` starts the server (no subcommand, not --version/--help).

@@ -61,6 +61,14 @@ def test_runtime_tools_present(docker_client, erp_image):
     assert "loomworks_health" in out  # addons are discovered from addons/, not listed
 
 
+def test_gevent_server_imports(docker_client, erp_image):
+    """Odoo's websocket process (gevent) needs pkg_resources: pruning must keep it."""
+    rc, out = run(docker_client, erp_image, "python", "-c",
+                  "import gevent.events, gevent.pywsgi, odoo.service.server; print('ok')")
+    assert rc == 0, out
+    assert out.strip().endswith("ok")
+
+
 def test_other_commands_run_as_given(docker_client, erp_image):
     rc, out = run(docker_client, erp_image, "odoo", "--version")
     assert rc == 0 and "Odoo Server 18.0" in out, out
