@@ -1,0 +1,122 @@
+"""Shared helpers for bench/run.py: one row type, ratio and value formatting, the
+Markdown table, machine facts. Pure functions (no services), unit-tested in
+tests/unit/test_bench_report.py."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import statistics
+import subprocess
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+class BenchFailure(RuntimeError):
+    """A correctness condition broke (request failed, connections grew, request lost)."""
+
+
+@dataclass
+class Row:
+    section: str  # "1 image", "2 start", ...
+    metric: str  # what is measured
+    project: float | str | None  # Loomworks' figure (number in `unit`, or a word such as "yes")
+    unit: str = ""  # "s", "MB", "ms", "req/s", ...
+    anchor: float | str | None = None  # the anchor's figure, same unit
+    anchor_name: str = ""  # what the anchor is
+    published: bool = False  # True when the anchor figure is a published one, not measured here
+    better: str = "lower"  # "lower" or "higher": which direction is good for the project
+    note: str = ""
+
+    def ratio(self) -> float | None:
+        if not isinstance(self.project, int | float) or not isinstance(self.anchor, int | float):
+            return None
+        if self.anchor == 0:
+            return None
+        return self.project / self.anchor
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ratio"] = self.ratio()
+        return d
+
+
+def fmt_value(value: float | str | None, unit: str = "") -> str:
+    """A figure with its unit: 3 significant digits for small numbers, none wasted on big ones."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if value != value:  # NaN
+        return "n/a"
+    a = abs(value)
+    if a >= 100:
+        text = f"{value:,.0f}"
+    elif a >= 10:
+        text = f"{value:.1f}"
+    elif a >= 1:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3g}"
+    return f"{text} {unit}".strip()
+
+
+def fmt_ratio(ratio: float | None) -> str:
+    if ratio is None or ratio != ratio:
+        return "—"
+    if ratio >= 10:
+        return f"{ratio:.0f}x"
+    if ratio >= 0.1:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.3f}x"
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """One Markdown table; ratio = Loomworks ÷ anchor ("better" says which way is good)."""
+    lines = [
+        "| # | measured | Loomworks | anchor | anchor figure | ratio (Loomworks ÷ anchor) | better |",
+        "|---|---|---:|---|---:|---:|---|",
+    ]
+    for r in rows:
+        anchor_fig = fmt_value(r.anchor, r.unit)
+        if r.anchor is not None and r.published:
+            anchor_fig += " (published)"
+        metric = r.metric + (f" ({r.note})" if r.note else "")
+        cells = [r.section, metric, fmt_value(r.project, r.unit), r.anchor_name or "—", anchor_fig,
+                 fmt_ratio(r.ratio()), r.better if r.ratio() is not None else ""]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def median(values: list[float]) -> float:
+    if not values:
+        raise ValueError("median of no values")
+    return statistics.median(values)
+
+
+def machine_facts() -> dict[str, Any]:
+    mem_kb = 0
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    docker = subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    return {
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "kernel": platform.release(),
+        "docker": docker or "unknown",
+    }
+
+
+def facts_line(facts: dict[str, Any]) -> str:
+    la = facts.get("loadavg_start", facts.get("loadavg", []))
+    return (f"{facts['date']}: {facts['nproc']} cores, {facts['memory_gb']} GB RAM, load average "
+            f"{' '.join(map(str, la))} at start, kernel {facts['kernel']}, Docker {facts['docker']}")
