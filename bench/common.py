@@ -51,7 +51,9 @@ def fmt_value(value: float | str | None, unit: str = "") -> str:
     if value != value:  # NaN
         return "n/a"
     a = abs(value)
-    if a >= 100:
+    if isinstance(value, int):
+        text = f"{value:,}"
+    elif a >= 100:
         text = f"{value:,.0f}"
     elif a >= 10:
         text = f"{value:.1f}"

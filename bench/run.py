@@ -123,7 +123,7 @@ def section_image(quick: bool, raw: dict[str, Any]) -> list[Row]:
     for tag in OTHER_IMAGES:
         build(tag)
         sizes[tag] = image_size_gb(tag)
-        rows.append(Row("1 image", f"{tag.split(':')[0]} size", sizes[tag], "GB"))
+        rows.append(Row("1 image", f"{tag.split(':')[0]} size", sizes[tag] * 1000, "MB"))
     starts = [s["docker_healthy_s"] for s in img["existing_db_starts"] if "docker_healthy_s" in s]
     first = img["first_start_init"].get("docker_healthy_s")
     if first is None or len(starts) != len(img["existing_db_starts"]):
