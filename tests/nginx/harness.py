@@ -259,20 +259,27 @@ class _HttpHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle
 
 
-class HttpUpstream(ThreadingHTTPServer):
-    """Stand-in for Odoo's HTTP port: echoes what it received as JSON."""
+class _Background:
+    """Mixin for the stand-in upstreams: serve on a free loopback port in a thread."""
 
     daemon_threads = True
+    handler: type
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _HttpHandler)
+        super().__init__(("127.0.0.1", 0), self.handler)  # type: ignore[call-arg]
         self.seen: list[dict] = []
-        self.port = self.server_address[1]
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        self.port = self.server_address[1]  # type: ignore[attr-defined]
+        threading.Thread(target=self.serve_forever, daemon=True).start()  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        self.shutdown()
-        self.server_close()
+        self.shutdown()  # type: ignore[attr-defined]
+        self.server_close()  # type: ignore[attr-defined]
+
+
+class HttpUpstream(_Background, ThreadingHTTPServer):
+    """Stand-in for Odoo's HTTP port: echoes what it received as JSON."""
+
+    handler = _HttpHandler
 
 
 def ws_frame(payload: bytes, opcode: int = 1, mask: bool = True) -> bytes:
@@ -369,21 +376,11 @@ class _WsHandler(socketserver.StreamRequestHandler):
                 self.wfile.write(ws_frame(b"echo:" + payload, mask=False))
 
 
-class WsEchoUpstream(socketserver.ThreadingTCPServer):
+class WsEchoUpstream(_Background, socketserver.ThreadingTCPServer):
     """Stand-in for Odoo's gevent (websocket) port."""
 
-    daemon_threads = True
     allow_reuse_address = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _WsHandler)
-        self.seen: list[dict] = []
-        self.port = self.server_address[1]
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
+    handler = _WsHandler
 
 
 @dataclass
