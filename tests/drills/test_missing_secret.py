@@ -1,0 +1,80 @@
+"""A required secret file missing or empty: Compose or the service refuses with one
+clear line naming it, and nothing that depends on it starts (no half-started stack)."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.drills.conftest import drill_project
+from tests.stack.compose import DEV_SECRETS, Stack
+from tests.support.pg import wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.odoo]
+
+
+@pytest.fixture
+def secrets_copy(tmp_path: Path) -> Path:
+    d = tmp_path / "secrets"
+    d.mkdir()
+    for f in DEV_SECRETS.glob("*.txt"):
+        shutil.copy(f, d / f.name)
+        (d / f.name).chmod(0o644)
+    for p in (tmp_path, d):
+        p.chmod(p.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
+    return d
+
+
+@pytest.fixture
+def make_stack(images: str) -> Iterator:
+    made: list[Stack] = []
+
+    def make(secrets_dir: Path) -> Stack:
+        st = Stack(tag=images, project=drill_project(), extra_env={"SECRETS_DIR": str(secrets_dir)})
+        made.append(st)
+        return st
+
+    yield make
+    for st in made:
+        st.destroy()
+
+
+def never_started(st: Stack, service: str) -> bool:
+    ids = st.run("ps", "-a", "-q", service).stdout.split()
+    if not ids:
+        return True
+    state = st.inspect(service)["State"]
+    return state["StartedAt"].startswith("0001-") and state["Status"] == "created"
+
+
+def test_missing_secret_file_refused_before_any_container_starts(make_stack, secrets_copy: Path, drill):
+    (secrets_copy / "redis_password.txt").unlink()
+    st = make_stack(secrets_copy)
+    r = st.run("up", "-d", "--no-build", check=False, timeout=300)
+    assert r.returncode != 0
+    assert "redis_password.txt" in r.stderr, r.stderr[-2000:]
+    running = st.run("ps", "-q").stdout.split()
+    assert not running, f"containers started: {running}"
+    drill("edge: secret file missing", "compose refuses, naming the file; no container started")
+
+
+def test_empty_db_password_stops_postgres_with_one_clear_line(make_stack, secrets_copy: Path, drill):
+    (secrets_copy / "db_password.txt").write_text("")
+    st = make_stack(secrets_copy)
+    r = st.run("up", "-d", "--no-build", check=False, timeout=600)
+    assert r.returncode != 0, r.stdout
+    line = "APP_DB_PASSWORD (or APP_DB_PASSWORD_FILE) is required"
+    wait_for(lambda: line in st.logs("postgres", tail=50), 120, "postgres' error line", interval=0.5)
+    logs = st.logs("postgres", tail=50)
+    # the restart policy retries; each attempt is the same one line and no init ran
+    assert "created login role" not in logs, logs
+    assert st.inspect("postgres")["State"]["ExitCode"] != 0
+    assert st.health("postgres") != "healthy"
+    assert never_started(st, "odoo") and never_started(st, "nginx"), st.run("ps", "-a").stdout
+    drill(
+        "edge: empty db_password secret", "postgres refuses with one clear line; odoo and nginx never start"
+    )
