@@ -159,11 +159,12 @@ def test_python_change_on_the_host_is_served_without_rebuild(dev_stack: Stack, a
     url = local(dev_stack, "/lwtest/live")
     wait_for(lambda: get_text(url) == "v2", 120, "/lwtest/live to answer v2 after the edit", interval=1)
     after = dev_stack.inspect("odoo")
-    # Same container, same image: no rebuild, no re-creation. (With no debugger attached,
-    # Odoo's re-exec under debugpy fails and the restart policy restarts the process in
-    # this same container; with VS Code attached it reloads in place. See the report.)
+    # Same container, same image, same process tree: Odoo re-executed itself in place
+    # (no rebuild, no re-creation, no restart by the restart policy).
     assert after["Id"] == before["Id"]
     assert after["Image"] == before["Image"]
+    assert after["RestartCount"] == before["RestartCount"]
+    assert after["State"]["StartedAt"] == before["State"]["StartedAt"]
     wait_for(lambda: dev_stack.health("odoo") == "healthy", 120, "odoo healthy after the reload")
 
 
