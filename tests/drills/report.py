@@ -120,13 +120,18 @@ def build_table(results: Path, junit: Path) -> tuple[str, bool]:
     recorded = {r["test"] for r in rows}
     ok = bool(outcomes) and all(s == "passed" for s in outcomes.values())
     lines = ["| Drill | Outcome | Time to recover |", "|---|---|---|"]
+    merged: dict[tuple[str, str, str], int] = {}  # parametrized cases with one outcome: one row
     for r in rows:
         state = outcomes.get(r["test"], "passed")
         outcome = r["outcome"] if state == "passed" else f"FAILED ({r['test']})"
         if any(w in outcome.lower() for w in FORBIDDEN):
             raise SystemExit(f"refusing to write an outcome that says lost/partial: {outcome}")
         secs = "—" if r["recover_s"] is None else f"{r['recover_s']:.1f} s"
-        lines.append(f"| {r['drill']} | {outcome} | {secs} |")
+        key = (r["drill"], outcome, secs)
+        merged[key] = merged.get(key, 0) + 1
+    for (name, outcome, secs), n in merged.items():
+        cases = f" ({n} cases)" if n > 1 else ""
+        lines.append(f"| {name} | {outcome}{cases} | {secs} |")
     for test, state in sorted(outcomes.items()):
         if state != "passed" and test not in recorded:
             lines.append(f"| {test} | {state.upper()} | — |")

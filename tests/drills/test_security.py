@@ -315,7 +315,7 @@ def test_no_secret_value_in_logs_inspect_history_or_process_args(
                 f"{service}: {where} has {SECRET_NAMES[i]}" for i, v in enumerate(secret_values) if v in text
             ]
     assert not found, found
-    drill("security: secret scan (logs, inspect, history, process args)", "passed")
+    drill("security: secret scan (docker logs, inspect, image history, /proc cmdline + environ)", "passed")
 
 
 @pytest.fixture(scope="module")
