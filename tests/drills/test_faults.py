@@ -351,3 +351,58 @@ def test_postgres_killed_under_write_load_keeps_every_acknowledged_write(stack: 
         f"during the outage; WAL archive verified without gap",
         recover,
     )
+
+
+def test_wal_archive_read_only_keeps_segments_then_catches_up(stack: Stack, drill):
+    """The archive directory becomes unwritable: archiving fails visibly (log line and
+    pg_stat_archiver), PostgreSQL keeps every segment (.ready), nothing half-written lands
+    in the archive, and once writable again the archiver catches up with no gap."""
+    psql = ("psql", "-XAtq", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c")
+
+    def q(sql: str) -> str:
+        return stack.exec("postgres", *psql, sql).stdout.strip()
+
+    def ready() -> int:
+        return int(q("SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"))
+
+    failed_before = int(q("SELECT failed_count FROM pg_stat_archiver"))
+    pg = stack.container_id("postgres")
+    docker("exec", "-u", "0", pg, "chmod", "0500", "/wal_archive")
+    try:
+        segments: list[str] = []
+        for _ in range(3):
+            q("CREATE TABLE IF NOT EXISTS lw_drill_ro (x int); INSERT INTO lw_drill_ro VALUES (1)")
+            segments.append(q("SELECT pg_walfile_name(pg_switch_wal())"))
+        wait_for(
+            lambda: int(q("SELECT failed_count FROM pg_stat_archiver")) > failed_before,
+            60,
+            "a failed archive attempt",
+            interval=0.5,
+        )
+        assert ready() >= 1, "PostgreSQL must keep the unarchived segments"
+        assert "not writable" in stack.logs("postgres", tail=200)
+        stuck = q("SELECT last_failed_wal FROM pg_stat_archiver")
+        assert stack.exec("postgres", "test", "-e", f"/wal_archive/{stuck}.gz", check=False).returncode != 0
+    finally:
+        docker("exec", "-u", "0", pg, "chmod", "0700", "/wal_archive")
+    start = time.monotonic()
+    wait_for(lambda: ready() == 0, 180, "the archiver caught up", interval=0.5)
+    recover = time.monotonic() - start
+    for seg in segments:
+        assert (
+            stack.exec("postgres", "test", "-s", f"/wal_archive/{seg}.gz", check=False).returncode == 0
+        ), seg
+    verify = subprocess.run(
+        ["docker", "exec", "-u", "postgres", pg, "pg-verify-archive"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    drill(
+        "WAL archive read-only",
+        "archiving failed visibly (log + pg_stat_archiver), segments kept; "
+        "caught up with no gap once writable",
+        recover,
+    )
