@@ -347,7 +347,7 @@ def test_postgres_killed_under_write_load_keeps_every_acknowledged_write(stack: 
     assert verify.returncode == 0, verify.stdout + verify.stderr
     drill(
         "postgres killed (kill -9) under write load through Odoo",
-        f"{len(acked)}/{len(acked)} acknowledged writes present; {len(failures)} writes refused "
+        f"{len(acked)}/{len(acked)} acknowledged writes present; {len(failures)} write(s) refused "
         f"during the outage; WAL archive verified without gap",
         recover,
     )
