@@ -11,7 +11,7 @@ ODOO_REPO ?= https://github.com/odoo/odoo
 ODOO_REF ?= 18.0
 PYTEST_ARGS ?=
 
-.PHONY: help test venv odoo lint up dev down bench
+.PHONY: help test venv odoo lint up dev down drills bench
 
 help:
 	@echo "make up      build and start the stack, wait until every service is healthy"
@@ -65,6 +65,10 @@ dev:
 
 down:
 	docker compose down
+
+# Fault drills and security checks against real stacks; rewrites README's results table.
+drills: venv
+	$(VENV)/bin/python -m tests.drills.report
 
 # Every benchmark beside its anchor: one Markdown table in bench/results/summary.md (+ .json).
 # BENCH_QUICK=1 for shorter runs; BENCH_ONLY=health,proxy to select sections (bench/README.md).

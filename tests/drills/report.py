@@ -14,6 +14,7 @@ that loses anything fails instead, and the command refuses to write such a row.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -146,9 +147,23 @@ def build_table(results: Path, junit: Path) -> tuple[str, bool]:
     return "\n".join(lines) + "\n", ok
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+BEGIN, END = "<!-- drills:begin -->", "<!-- drills:end -->"
+
+
+def update_readme(section: str) -> None:
+    """Replace what stands between the drills markers in README.md."""
+    text = README.read_text()
+    head, sep, rest = text.partition(BEGIN)
+    _, sep2, tail = rest.partition(END)
+    if not (sep and sep2):
+        raise SystemExit(f"README.md: markers {BEGIN} ... {END} not found")
+    README.write_text(f"{head}{BEGIN}\n{section}{END}{tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="/tmp/readme-drills.md", help="Markdown file to write")
+    ap.add_argument("--out", help="write the table to this file instead of README.md's drills section")
     ap.add_argument("--no-run", action="store_true", help="only rebuild the table from the last run")
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = ap.parse_args(argv)
@@ -156,8 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     results, junit = WORK / "results.jsonl", WORK / "junit.xml"
     rc = 0 if args.no_run else run_pytest(results, junit, args.pytest_args)
     table, ok = build_table(results, junit)
-    header = "### Drill results\n\nRegenerate: `.venv/bin/python -m tests.drills.report`\n\n"
-    Path(args.out).write_text(header + table)
+    header = (f"### Drill results (last run: {datetime.date.today()})\n\n"
+              "Regenerate: `make drills` (runs the drills and rewrites this section).\n\n")
+    if args.out:
+        Path(args.out).write_text(header + table)
+    else:
+        update_readme(header + table)
     print(header + table)
     return rc or (0 if ok else 1)
 
