@@ -18,6 +18,8 @@ help:
 	@echo "make dev     the same with the development override (docker-compose.dev.yml)"
 	@echo "make test    build the test venv and run the whole suite"
 	@echo "make odoo    fetch Odoo $(ODOO_REF) from $(ODOO_REPO) into the cache"
+	@echo "make drills  fault drills and security checks; rewrites README's drill table"
+	@echo "make bench   every benchmark beside its anchor (bench/results/summary.md)"
 	@echo "make lint    ruff, shellcheck, hadolint (when installed)"
 
 # The venv is rebuilt when a requirements file changes or the Odoo tree moves.
