@@ -131,10 +131,12 @@ def test_backup_inside_running_container_uses_the_socket(stack):
     """`docker compose exec -u postgres postgres pg-backup`: no password needed on the socket."""
     c = stack.run(stack.volume_set())
     wait_healthy(c)
-    rc, out = exec_sh(c, ["pg-backup"])
-    assert rc == 0, out
-    path = out.strip().splitlines()[-1]
-    assert path.startswith("/backups/2")
+    r = c.exec_run(["pg-backup"], user="postgres", demux=True)
+    stdout, stderr = (part.decode() if part else "" for part in r.output)
+    assert r.exit_code == 0, stdout + stderr
+    # stdout carries the path alone (stderr the log line, in no fixed order with it)
+    path = stdout.strip()
+    assert path.startswith("/backups/2"), stdout
     rc, out = exec_sh(c, ["pg_verifybackup", "-q", "-i", "loomworks-backup.info", path])
     assert rc == 0, out
     rc, out = exec_sh(c, ["stat", "-c", "%a %U", "/backups", path])
