@@ -111,6 +111,15 @@ class ReadinessProbe:
         return self.seen
 
 
+
+def assert_archive_verified(stack: Stack) -> None:
+    """The project's verifier, inside the postgres container: every segment there, no gap."""
+    verify = subprocess.run(
+        ["docker", "exec", "-u", "postgres", stack.container_id("postgres"), "pg-verify-archive"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
 def test_database_stopped_unhealthy_in_bound_then_recovers_with_all_records(stack: Stack, http, drill):
     tag = create_records(stack, http)
     before = odoo_started_at(stack)
@@ -337,14 +346,7 @@ def test_postgres_killed_under_write_load_keeps_every_acknowledged_write(stack: 
         f"{segment} archived",
         interval=0.5,
     )
-    verify = subprocess.run(
-        ["docker", "exec", "-u", "postgres", stack.container_id("postgres"), "pg-verify-archive"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert_archive_verified(stack)
     drill(
         "postgres killed (kill -9) under write load through Odoo",
         f"{len(acked)}/{len(acked)} acknowledged writes present; {len(failures)} write(s) refused "
@@ -392,14 +394,7 @@ def test_wal_archive_read_only_keeps_segments_then_catches_up(stack: Stack, dril
         assert (
             stack.exec("postgres", "test", "-s", f"/wal_archive/{seg}.gz", check=False).returncode == 0
         ), seg
-    verify = subprocess.run(
-        ["docker", "exec", "-u", "postgres", pg, "pg-verify-archive"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert_archive_verified(stack)
     drill(
         "WAL archive read-only",
         "archiving failed visibly (log + pg_stat_archiver), segments kept; "
