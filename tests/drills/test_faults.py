@@ -111,7 +111,6 @@ class ReadinessProbe:
         return self.seen
 
 
-
 def assert_archive_verified(stack: Stack) -> None:
     """The project's verifier, inside the postgres container: every segment there, no gap."""
     verify = subprocess.run(
@@ -120,28 +119,33 @@ def assert_archive_verified(stack: Stack) -> None:
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
-def test_database_stopped_unhealthy_in_bound_then_recovers_with_all_records(stack: Stack, http, drill):
+
+def outage_then_recovery(stack: Stack, http, drill, name: str, fault, heal) -> None:
+    """``fault()`` cuts Odoo from its database: Odoo must turn unhealthy within the bound;
+    after ``heal()`` it must recover on its own (no restart) with every record."""
     tag = create_records(stack, http)
     before = odoo_started_at(stack)
-    pg = stack.container_id("postgres")
     bound = unhealthy_bound(stack)
-    docker("stop", "-t", "60", pg)
+    fault()
     try:
         took = wait_odoo(stack, "unhealthy", bound + 5)
-        print(f"\nodoo unhealthy {took:.1f}s after postgres stopped (bound {bound:.0f}s)")
+        print(f"\nodoo unhealthy {took:.1f}s after: {name} (bound {bound:.0f}s)")
         assert took <= bound
     finally:
-        docker("start", pg)
+        heal()
     start = time.monotonic()
     wait_odoo(stack, "healthy", 180)
     recover = time.monotonic() - start
     assert odoo_started_at(stack) == before, "odoo was restarted: it must recover on its own"
     assert count_records(stack, http, tag) == 20
-    drill(
-        "postgres stopped (docker stop)",
-        f"unhealthy in {took:.0f} s (bound {bound:.0f} s); " "recovered on its own; 20/20 records",
-        recover,
-    )
+    drill(name, f"unhealthy in {took:.0f} s (bound {bound:.0f} s); recovered on its own; 20/20 records",
+          recover)
+
+
+def test_database_stopped_unhealthy_in_bound_then_recovers_with_all_records(stack: Stack, http, drill):
+    pg = stack.container_id("postgres")
+    outage_then_recovery(stack, http, drill, "postgres stopped (docker stop)",
+                         fault=lambda: docker("stop", "-t", "60", pg), heal=lambda: docker("start", pg))
 
 
 def test_database_killed_readiness_fails_then_recovers_with_all_records(stack: Stack, http, drill):
@@ -178,29 +182,14 @@ def test_database_killed_readiness_fails_then_recovers_with_all_records(stack: S
 
 
 def test_database_partitioned_from_odoo_then_reconnected(stack: Stack, http, drill):
-    tag = create_records(stack, http)
-    before = odoo_started_at(stack)
     pg = stack.container_id("postgres")
     net = f"{stack.project}_default"
     endpoint = stack.inspect("postgres")["NetworkSettings"]["Networks"][net]
     aliases = [a for a in endpoint.get("Aliases") or [] if a != pg[:12]]
-    bound = unhealthy_bound(stack)
-    docker("network", "disconnect", net, pg)
-    try:
-        took = wait_odoo(stack, "unhealthy", bound + 5)
-        print(f"\nodoo unhealthy {took:.1f}s after the partition (bound {bound:.0f}s)")
-        assert took <= bound
-    finally:
-        docker("network", "connect", *[a for al in aliases for a in ("--alias", al)], net, pg)
-    start = time.monotonic()
-    wait_odoo(stack, "healthy", 180)
-    recover = time.monotonic() - start
-    assert odoo_started_at(stack) == before, "odoo was restarted: it must recover on its own"
-    assert count_records(stack, http, tag) == 20
-    drill(
-        "postgres partitioned from Odoo (network disconnect)",
-        f"unhealthy in {took:.0f} s (bound {bound:.0f} s); recovered on its own; 20/20 records",
-        recover,
+    outage_then_recovery(
+        stack, http, drill, "postgres partitioned from Odoo (network disconnect)",
+        fault=lambda: docker("network", "disconnect", net, pg),
+        heal=lambda: docker("network", "connect", *[a for al in aliases for a in ("--alias", al)], net, pg),
     )
 
 
