@@ -61,6 +61,21 @@ def test_runtime_tools_present(docker_client, erp_image):
     assert "loomworks_health" in out  # addons are discovered from addons/, not listed
 
 
+def test_postgres_client_tools_without_perl(docker_client, erp_image):
+    """psql, pg_dump, pg_restore (Odoo's database manager) come without Debian's Perl wrappers."""
+    script = (
+        "for t in psql pg_dump pg_dumpall pg_restore pg_isready; do $t --version || echo MISSING $t; done; "
+        "ldd /usr/local/bin/psql /usr/local/bin/pg_dump /usr/local/bin/pg_restore | grep 'not found'; "
+        "dpkg-query -W -f='${Status}\\n' perl perl-modules-5.36 postgresql-client-common 2>&1 | "
+        "grep -c 'install ok installed' || true"
+    )
+    rc, out = run(docker_client, erp_image, "bash", "-c", script)
+    assert rc == 0, out
+    assert out.count("(PostgreSQL) 15.") == 5 and "MISSING" not in out, out
+    assert "not found" not in out, out
+    assert out.strip().splitlines()[-1] == "0", out  # none of the Perl packages is installed
+
+
 def test_gevent_server_imports(docker_client, erp_image):
     """Odoo's websocket process (gevent) needs pkg_resources: pruning must keep it."""
     # Importing odoo with "gevent" in argv is what Odoo's websocket process does first:
@@ -106,12 +121,15 @@ def test_odoo_tests_and_languages_trimmed_but_code_complete(docker_client, erp_i
     rc, out = run(docker_client, erp_image, "bash", "-c",
                   "ls /opt/odoo/addons/account/i18n/ | tr '\\n' ' '; echo; "
                   "test -d /opt/odoo/addons/account/tests && echo HAS-TESTS; "
+                  "test -d /opt/odoo/addons/web/static/tests && echo HAS-JS-TESTS; "
+                  "test -d /opt/odoo/addons/web/static/src && echo HAS-JS-SOURCES; "
                   "test -d /opt/odoo/odoo/tests && echo HAS-FRAMEWORK; "
                   "ls /opt/odoo/addons | wc -l")
     assert rc == 0, out
     po = out.splitlines()[0].split()
     assert "fr.po" in po and "de.po" in po and "pt_BR.po" in po and "ja.po" not in po
-    assert "HAS-TESTS" not in out and "HAS-FRAMEWORK" in out
+    assert "HAS-TESTS" not in out and "HAS-JS-TESTS" not in out
+    assert "HAS-FRAMEWORK" in out and "HAS-JS-SOURCES" in out
     assert int(out.split()[-1]) > 500  # every Odoo addon is still there
 
 

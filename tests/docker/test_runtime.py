@@ -84,6 +84,47 @@ def test_pdf_report_renders_with_wkhtmltopdf(seeded):
     assert head == b"%PDF-"
 
 
+def test_web_client_bundles_build_from_the_trimmed_tree(seeded):
+    """The image drops the addons' JS tests (static/tests): the bundles a browser loads
+    (web client and website/login pages) still build and serve."""
+    c = seeded["container"]
+    base = f"http://127.0.0.1:{host_port(c)}"
+    s = requests.Session()
+    payload = {"jsonrpc": "2.0", "method": "call",
+               "params": {"db": "lwtest", "login": "admin", "password": seeded["admin_password"]}}
+    r = s.post(f"{base}/web/session/authenticate", json=payload, timeout=30)
+    assert r.json().get("result", {}).get("uid") == 2, r.text
+    pages = {path: s.get(f"{base}{path}", timeout=120) for path in ("/odoo", "/web/login")}
+    urls: set[str] = set()
+    for path, page in pages.items():
+        assert page.status_code == 200, (path, page.status_code)
+        urls |= set(re.findall(r"/web/assets/[^\"']+?\.(?:js|css)", page.text))
+    assert any("web.assets_web" in u and u.endswith(".js") for u in urls), urls
+    assert any("web.assets_web" in u and u.endswith(".css") for u in urls), urls
+    for u in sorted(urls):
+        r = s.get(f"{base}{u}", timeout=300)
+        assert r.status_code == 200 and len(r.content) > 1000, (u, r.status_code, len(r.content))
+    out = logs(c)
+    assert "did not resolve to anything" not in out and "Could not get content" not in out
+
+
+def test_database_manager_dump_and_load_use_the_bundled_pg_tools(seeded, pg):
+    """`odoo db dump` runs pg_dump and `odoo db load` runs psql (no Perl in the image)."""
+    c = seeded["container"]
+    conf = "/run/odoo/odoo.conf"
+    script = (f"odoo db -c {conf} dump lwtest /tmp/lwtest.zip && "
+              f"odoo db -c {conf} load lwtest_copy /tmp/lwtest.zip && echo LOADED")
+    try:
+        r = c.exec_run(["bash", "-c", script])
+        out = r.output.decode(errors="replace")
+        assert r.exit_code == 0 and "LOADED" in out, out[-3000:]
+        q = "SELECT count(*) FROM ir_module_module WHERE state = 'installed'"
+        assert pg.psql(q, db="lwtest_copy") == pg.psql(q, db="lwtest") != "0"
+    finally:
+        pg.psql("DROP DATABASE IF EXISTS lwtest_copy")
+        c.exec_run(["rm", "-rf", "/tmp/lwtest.zip", "/var/lib/odoo/filestore/lwtest_copy"])
+
+
 def test_database_outage_unhealthy_then_healthy_without_restart(seeded, pg):
     c = seeded["container"]
     c.reload()

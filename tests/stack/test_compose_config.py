@@ -144,6 +144,14 @@ def test_production_secrets_dir_switches_every_secret(tmp_path):
     assert all(s["file"].startswith(str(tmp_path)) for n, s in cfg["secrets"].items() if n != "ca")
 
 
+def test_image_build_args_pass_only_when_set(base):
+    """Unset, the Dockerfile's defaults apply (no empty value overrides them); set, they pass."""
+    assert "args" not in base["services"]["odoo"]["build"]
+    pin = {"ODOO_COMMIT": "0" * 40, "ODOO_SHA256": "f" * 64, "ODOO_LANGS": "de fr"}
+    args = Stack(extra_env=pin).config()["services"]["odoo"]["build"]["args"]
+    assert args == pin
+
+
 def test_env_example_documents_every_variable_with_its_default():
     used: dict[str, set[str]] = {}
     for f in DEV:
