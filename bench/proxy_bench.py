@@ -7,7 +7,11 @@ stand-in upstream, and the project's nginx configuration via
 nginx/entrypoint.sh on loopback. Then, with wrk:
 
 * a small page (/web/login) and a static asset (/web/static/img/favicon.ico),
-  direct to Odoo's HTTP port vs. through nginx over TLS (keep-alive);
+  direct to Odoo's HTTP port vs. through nginx over TLS (keep-alive), both
+  sides warmed up first. Through nginx the asset comes from its static cache
+  (the hit ratio is read from the access log's cs= field); it is measured once
+  more with the cache bypassed (``Cache-Control: no-cache``: every request
+  goes to Odoo and refreshes the entry), the edge's cost without the cache;
 * the same small response from a minimal nginx upstream (``return 200``), direct
   vs. through the edge: the edge's own per-request cost without Odoo's;
 * TLS handshakes/s: /nginx-health with ``Connection: close`` over TLS (a full
@@ -26,6 +30,7 @@ import os
 import platform
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -81,9 +86,24 @@ def start_fast_upstream(root: Path, nginx: str) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def warm(url: str) -> None:
+def cache_statuses(log: Path, offset: int, path: str) -> dict[str, float]:
+    """Count the access log's cs= values for ``path`` written after ``offset``."""
+    counts: dict[str, int] = {}
+    with log.open("rb") as f:
+        f.seek(offset)
+        for line in f.read().decode(errors="replace").splitlines():
+            m = re.search(r'"GET (\S+) HTTP/[\d.]+" .* cs=(\S+)$', line)
+            if m and m.group(1) == path:
+                counts[m.group(2)] = counts.get(m.group(2), 0) + 1
+    total = sum(counts.values())
+    hits = counts.get("HIT", 0)
+    return {"requests": total, "hits": hits, "hit_ratio": hits / total if total else 0.0,
+            "by_status": counts}
+
+
+def warm(url: str, context: ssl.SSLContext | None = None) -> None:
     for _ in range(3):
-        with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=60, context=context) as r:  # noqa: S310 - loopback
             r.read()
 
 
@@ -100,6 +120,7 @@ def main() -> int:
     tree = find_odoo_tree()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     cluster = odoo = stand_in = fast = None
+    static_cache: dict[str, float] = {}
     root, edge_root, fast_root = make_root(), make_root(), make_root()
     edge: NginxRun | None = None
     fast_edge: NginxRun | None = None
@@ -122,13 +143,22 @@ def main() -> int:
                         edge_root).start()
         direct = f"http://127.0.0.1:{upstream_port}"
         proxied = f"https://localhost:{edge.https_port}"  # SNI + Host "localhost" = the bare domain
+        # Both sides warmed alike: Odoo's first answers, and nginx's static cache
+        # filled (a cold asset under a burst: one request fetches it, the others
+        # wait for it, nginx polling its cache lock every 500 ms).
         for path in (small, asset):
             warm(direct + path)
+            warm(proxied + path, edge.tls_context())
         kw = {"duration": args.duration, "connections": args.connections}
         results: dict[str, dict[str, float]] = {}
         for name, path in (("small_page", small), ("static_asset", asset)):
             results[f"{name}_direct"] = wrk(direct + path, **kw)
+            log_from = edge.log_path.stat().st_size
             results[f"{name}_nginx_tls"] = wrk(proxied + path, **kw)
+            if name == "static_asset":
+                static_cache = cache_statuses(edge.log_path, log_from, path)
+        results["static_asset_nginx_tls_bypass"] = wrk(proxied + asset, headers=("Cache-Control: no-cache",),
+                                                       **kw)
         close = ("Connection: close",)
         results["handshake_tls"] = wrk(f"{proxied}/nginx-health", headers=close, **kw)
         plain_url = f"http://localhost:{edge.http_port}/nginx-health"
@@ -166,6 +196,7 @@ def main() -> int:
         "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "nginx": _nginx_version(),
                  "loadavg_1m_at_start": load_at_start},
         "results": results,
+        "static_cache": static_cache,
         "tls_handshakes_per_s": hs,
         "tls_handshake_cost_ms_per_connection": round(1000 / hs - 1000 / plain, 3) if hs and plain else None,
     }
@@ -179,6 +210,9 @@ def main() -> int:
     for name, r in results.items():
         errs = f"{r['non_2xx_3xx']} non-2xx {r['socket_errors']}".strip()
         print(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {errs} |")
+    print(f"\nStatic cache during static_asset_nginx_tls: {static_cache['hits']:,} hits of "
+          f"{static_cache['requests']:,} requests ({static_cache['hit_ratio']:.2%}); "
+          "static_asset_nginx_tls_bypass sends Cache-Control: no-cache (every request to the upstream)")
     print(f"\nTLS handshakes/s (new connection per request): {hs:.0f}; "
           f"plain HTTP new connections/s: {plain:.0f}; extra cost per TLS connection: "
           f"{summary['tls_handshake_cost_ms_per_connection']} ms (wall, "

@@ -27,7 +27,8 @@ source "${LW_COMMON_SH:-/usr/local/lib/loomworks/common.sh}"
 # Only these names are substituted in the templates; nginx's $variables stay.
 RENDER_VARS=(LOOMWORKS_DOMAIN LOOMWORKS_DOMAIN_REGEX ODOO_HOST ODOO_HTTP_PORT ODOO_WS_PORT
 	ALLOW_DATABASE_MANAGER NGINX_HTTP_LISTEN NGINX_HTTPS_LISTEN NGINX_LOCAL_LISTEN
-	LW_HTTPS_PORT_SUFFIX RESOLVER SSL_CERT SSL_KEY LW_CONF_DIR LW_RUN_DIR LW_CACHE_DIR LW_HTML_DIR)
+	LW_HTTPS_PORT_SUFFIX RESOLVER SSL_CERT SSL_KEY LW_CONF_DIR LW_RUN_DIR LW_CACHE_DIR LW_HTML_DIR
+	NGINX_STATIC_CACHE_SIZE NGINX_STATIC_CACHE_VALID)
 
 # A DNS name: lower-case labels of letters, digits and inner hyphens.
 HOSTNAME_RE='^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$'
@@ -89,6 +90,14 @@ validate_env() {
 	: "${RESOLVER:=127.0.0.11}"
 	[[ $RESOLVER =~ ^[][0-9a-fA-F.:]+( [][0-9a-fA-F.:]+)*$ ]] ||
 		die "RESOLVER must be space-separated IP addresses, got '$RESOLVER'"
+
+	# The static-asset cache (LW_CACHE_DIR/static): its size limit and how long
+	# an entry is served before nginx revalidates it with Odoo.
+	: "${NGINX_STATIC_CACHE_SIZE:=64m}" "${NGINX_STATIC_CACHE_VALID:=10m}"
+	[[ $NGINX_STATIC_CACHE_SIZE =~ ^[1-9][0-9]*[kKmMgG]$ ]] ||
+		die "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g (digits, then k, m or g), got '$NGINX_STATIC_CACHE_SIZE'"
+	[[ $NGINX_STATIC_CACHE_VALID =~ ^[1-9][0-9]*[smhd]$ ]] ||
+		die "NGINX_STATIC_CACHE_VALID must be a duration such as 30s, 10m, 1h or 1d, got '$NGINX_STATIC_CACHE_VALID'"
 	export "${RENDER_VARS[@]}"
 }
 

@@ -8,7 +8,10 @@ address nginx sees differs from nginx's own address towards the upstream
 (127.0.0.1).
 
 Stand-ins (for what these tests are not about): ``HttpUpstream`` answers every
-request with a JSON description of what it received; ``WsEchoUpstream`` is a
+request with a JSON description of what it received (query parameters shape
+the answer: ``status=N``, ``redirect=1``, ``cookie=1`` adds a Set-Cookie,
+``cc=...`` a Cache-Control, ``etag=X`` an ETag and 304 to a matching
+If-None-Match, ``delay=S`` answers after S seconds); ``WsEchoUpstream`` is a
 minimal RFC 6455 websocket echo server. Used by tests/nginx and bench/.
 """
 
@@ -32,6 +35,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from tests.support.pg import free_port, wait_for
 
@@ -133,10 +137,19 @@ class NginxRun:
             self.proc = subprocess.Popen([str(ENTRYPOINT)], env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
 
+        pid_file = Path(self.env["LW_RUN_DIR"]) / "nginx.pid"
+
         def up() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"nginx exited with {self.proc.returncode}:\n{self.log()}")
-            return all(port_open(p) for p in (self.http_port, self.https_port, self.local_port))
+            # nginx writes its pid file after binding its listeners: an open port
+            # alone could be someone else's, or a loopback self-connect (a client
+            # socket given the very port it dials while nothing listens yet).
+            try:
+                ours = self.proc is not None and pid_file.read_text().strip() == str(self.proc.pid)
+            except OSError:
+                return False
+            return ours and all(port_open(p) for p in (self.http_port, self.https_port, self.local_port))
 
         wait_for(up, timeout, "nginx listeners")
         return self
@@ -242,10 +255,26 @@ class _HttpHandler(BaseHTTPRequestHandler):
             "body_len": received,
         }
         self.server.seen.append(seen)
-        status = 200
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        if "delay" in query:  # a slow upstream (bundle generation), not synchronisation
+            threading.Event().wait(float(query["delay"]))
+        status = int(query.get("status", 200))
         extra: dict[str, str] = {}
-        if "redirect=1" in self.path:
+        if query.get("redirect") == "1":
             status, extra = 302, {"Location": "/elsewhere"}
+        if query.get("cookie") == "1":
+            extra["Set-Cookie"] = "session_id=lwtest; Path=/; HttpOnly"
+        if "cc" in query:
+            extra["Cache-Control"] = query["cc"]
+        if "etag" in query:
+            etag = f'"{query["etag"]}"'
+            extra["ETag"] = etag
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                return
         payload = (json.dumps(seen) + "\n" + "x" * 2048).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -80,12 +80,37 @@ def error_line(r: subprocess.CompletedProcess) -> str:
     ("NGINX_HTTPS_LISTEN", "https", "NGINX_HTTPS_LISTEN must be PORT or IPV4:PORT"),
     ("PUBLIC_HTTPS_PORT", "0", "PUBLIC_HTTPS_PORT must be >= 1"),
     ("RESOLVER", "dns.example", "RESOLVER must be space-separated IP addresses"),
+    ("NGINX_STATIC_CACHE_SIZE", "lots", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
+    ("NGINX_STATIC_CACHE_SIZE", "0m", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
+    ("NGINX_STATIC_CACHE_SIZE", "64 m", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
+    ("NGINX_STATIC_CACHE_SIZE", "65536", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
+    ("NGINX_STATIC_CACHE_SIZE", "64m;", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
+    ("NGINX_STATIC_CACHE_VALID", "10 minutes", "NGINX_STATIC_CACHE_VALID must be a duration such as 30s"),
+    ("NGINX_STATIC_CACHE_VALID", "0s", "NGINX_STATIC_CACHE_VALID must be a duration such as 30s"),
 ])
 def test_bad_environment_fails_with_one_clear_line(make_nginx, var: str, value: str, expected: str) -> None:
     run = make_nginx(**{var: value})
     line = error_line(run_entrypoint(run.env, "check"))
     assert expected in line, line
     assert not (run.root / "conf" / "nginx.conf").exists()  # nothing rendered
+
+
+@pytest.mark.parametrize(("size", "valid"), [("1g", "1h"), ("512K", "30s"), ("8M", "2d")])
+def test_static_cache_settings_reach_the_configuration(make_nginx, size: str, valid: str) -> None:
+    run = make_nginx(NGINX_STATIC_CACHE_SIZE=size, NGINX_STATIC_CACHE_VALID=valid)
+    r = run_entrypoint(run.env, "check")
+    assert r.returncode == 0, r.stderr
+    conf = (run.root / "conf" / "nginx.conf").read_text()
+    assert f"max_size={size} " in conf
+    assert f"{run.root}/cache/static " in conf  # under the writable LW_CACHE_DIR
+    assert f"proxy_cache_valid 200 {valid};" in (run.root / "conf" / "snippets" / "odoo.conf").read_text()
+
+
+def test_static_cache_defaults(make_nginx) -> None:
+    run = make_nginx()
+    assert run_entrypoint(run.env, "check").returncode == 0
+    assert "max_size=64m " in (run.root / "conf" / "nginx.conf").read_text()
+    assert "proxy_cache_valid 200 10m;" in (run.root / "conf" / "snippets" / "odoo.conf").read_text()
 
 
 def test_domain_is_case_insensitive(make_nginx) -> None:

@@ -123,6 +123,15 @@ def test_image_unprivileged_read_only_healthy_and_routes_via_docker_dns(docker_e
     redirect = request(host_port(edge, "8080/tcp"), TENANT, "/web", tls=False, source="127.0.0.1")
     assert (redirect.status, redirect.headers["Location"]) == (308, f"https://{TENANT}/web")
 
+    # The static cache works on the read-only root: its files go to the /var/cache/nginx tmpfs.
+    for _ in range(2):
+        asset = request(https, TENANT, "/web/static/lwtest.js", context=unverified(), source="127.0.0.1")
+        assert asset.status == 200 and asset.headers["Cache-Control"] == "max-age=604800"
+    wait_for(lambda: '"GET /web/static/lwtest.js HTTP/1.1" 200' in edge.logs().decode()
+             and "cs=HIT" in edge.logs().decode(), 15, "a cache hit in the access log")
+    stored = edge.exec_run(["find", "/var/cache/nginx/static", "-type", "f"]).output.decode().split()
+    assert len(stored) == 1, stored
+
 
 def test_image_keeps_its_self_signed_certificate_across_restarts(docker_env) -> None:
     edge = docker_env("edge", ports=PORTS)
@@ -144,6 +153,7 @@ def _try(fn, *args):
 @pytest.mark.parametrize(("env", "expected"), [
     ({"ODOO_HTTP_PORT": "http"}, "ODOO_HTTP_PORT must be a non-negative integer"),
     ({"LOOMWORKS_DOMAIN": "bad domain"}, "LOOMWORKS_DOMAIN must be a DNS name"),
+    ({"NGINX_STATIC_CACHE_SIZE": "huge"}, "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
 ])
 def test_image_refuses_bad_settings_with_one_clear_line(docker_env, env: dict, expected: str) -> None:
     c = docker_env("bad", environment=env)

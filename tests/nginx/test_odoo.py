@@ -112,3 +112,59 @@ def test_real_odoo_websocket_upgrades_through_nginx(edge: NginxRun) -> None:
         assert ws.headers["upgrade"].lower() == "websocket"
     finally:
         ws.close()
+
+
+ACCESS_LOG_CS = re.compile(r'"GET (?P<uri>\S+) HTTP/[\d.]+" (?P<status>\d{3}) .* cs=(?P<cs>\S+)$')
+
+
+def edge_cache_statuses(edge: NginxRun, host: str, uri: str, count: int) -> list[str]:
+    def found() -> list[str] | None:
+        out = [m["cs"] for ln in edge.log().splitlines()
+               if f'"{host}"' in ln and (m := ACCESS_LOG_CS.search(ln)) and m["uri"] == uri]
+        return out if len(out) >= count else None
+
+    return wait_for(found, 15, f"{count} access log line(s) for {host}{uri}")
+
+
+def odoo_requests(odoo: OdooServer, uri: str) -> int:
+    return sum(1 for ln in odoo.log().splitlines() if f'"GET {uri} HTTP' in ln)
+
+
+def test_real_asset_bundles_and_static_files_are_cached_per_tenant(edge: NginxRun, odoo: OdooServer) -> None:
+    """Odoo's real answers are storable: a session's second request for a bundle or a
+    static file is answered by nginx; each tenant's bundle is fetched from Odoo once."""
+    for tenant in ("acme", "bigco"):
+        host = f"{tenant}.{DOMAIN}"
+        login = request(edge.https_port, host, "/web/login", context=edge.tls_context())
+        cookie = login.headers["Set-Cookie"].split(";", 1)[0]
+        assert cookie.startswith("session_id=")
+        bundle = re.search(rb'src="(/web/assets/[0-9a-f]+/web\.assets_frontend_minimal\.min\.js)"',
+                           login.body)
+        assert bundle, login.body[:2000]
+        for uri in (bundle.group(1).decode(), "/web/static/img/favicon.ico"):
+            answers = [request(edge.https_port, host, uri, context=edge.tls_context(),
+                               headers={"Cookie": cookie}) for _ in range(2)]
+            assert [a.status for a in answers] == [200, 200]
+            assert answers[0].body == answers[1].body and answers[0].body
+            assert "Set-Cookie" not in answers[1].headers
+            assert answers[0].headers["Cache-Control"] == answers[1].headers["Cache-Control"]
+            statuses = edge_cache_statuses(edge, host, uri, 2)
+            assert statuses[-1] == "HIT", statuses
+            # the favicon is the same file for both tenants, yet each Host has its own entry
+            assert statuses.count("MISS") == 1, statuses
+    # Odoo answered each tenant's first request only
+    wait_for(lambda: odoo_requests(odoo, "/web/static/img/favicon.ico") >= 2, 15, "Odoo's log lines")
+    assert odoo_requests(odoo, "/web/static/img/favicon.ico") == 2
+
+
+def test_real_asset_answer_that_sets_a_cookie_is_not_cached(edge: NginxRun) -> None:
+    """A client without a session gets a new session cookie with the bundle: never stored."""
+    host = f"acme.{DOMAIN}"
+    login = request(edge.https_port, host, "/web/login", context=edge.tls_context())
+    uri = re.search(rb'href="(/web/assets/[0-9a-f]+/web\.assets_frontend\.min\.css)"', login.body)
+    assert uri, login.body[:2000]
+    path = uri.group(1).decode() + "?lwtest-cookieless"
+    for _ in range(2):
+        resp = request(edge.https_port, host, path, context=edge.tls_context())
+        assert resp.status == 200 and resp.headers["Set-Cookie"].startswith("session_id=")
+    assert "HIT" not in edge_cache_statuses(edge, host, path, 2)
