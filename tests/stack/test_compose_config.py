@@ -144,6 +144,14 @@ def test_production_secrets_dir_switches_every_secret(tmp_path):
     assert all(s["file"].startswith(str(tmp_path)) for n, s in cfg["secrets"].items() if n != "ca")
 
 
+def test_nginx_static_cache_settings_pass_through(base):
+    env = base["services"]["nginx"]["environment"]
+    assert (env["NGINX_STATIC_CACHE_SIZE"], env["NGINX_STATIC_CACHE_VALID"]) == ("64m", "10m")
+    st = Stack(extra_env={"NGINX_STATIC_CACHE_SIZE": "128m", "NGINX_STATIC_CACHE_VALID": "1h"})
+    env = st.config()["services"]["nginx"]["environment"]
+    assert (env["NGINX_STATIC_CACHE_SIZE"], env["NGINX_STATIC_CACHE_VALID"]) == ("128m", "1h")
+
+
 def test_image_build_args_pass_only_when_set(base):
     """Unset, the Dockerfile's defaults apply (no empty value overrides them); set, they pass."""
     assert "args" not in base["services"]["odoo"]["build"]
