@@ -39,7 +39,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.nginx.harness import HttpUpstream, NginxRun, entrypoint_env, make_root, port_open  # noqa: E402
+from tests.nginx.harness import (  # noqa: E402
+    ACCESS_LOG_CACHE,
+    HttpUpstream,
+    NginxRun,
+    entrypoint_env,
+    make_root,
+    port_open,
+)
 from tests.nginx.odoo_server import OdooServer  # noqa: E402
 from tests.support.odoo_tree import find_odoo_tree  # noqa: E402
 from tests.support.pg import PgCluster, free_port, wait_for  # noqa: E402
@@ -92,9 +99,9 @@ def cache_statuses(log: Path, offset: int, path: str) -> dict[str, float]:
     with log.open("rb") as f:
         f.seek(offset)
         for line in f.read().decode(errors="replace").splitlines():
-            m = re.search(r'"GET (\S+) HTTP/[\d.]+" .* cs=(\S+)$', line)
-            if m and m.group(1) == path:
-                counts[m.group(2)] = counts.get(m.group(2), 0) + 1
+            m = ACCESS_LOG_CACHE.search(line)
+            if m and m["uri"] == path:
+                counts[m["cs"]] = counts.get(m["cs"], 0) + 1
     total = sum(counts.values())
     hits = counts.get("HIT", 0)
     return {"requests": total, "hits": hits, "hit_ratio": hits / total if total else 0.0,

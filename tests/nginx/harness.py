@@ -24,6 +24,7 @@ import http.client
 import io
 import json
 import os
+import re
 import signal
 import socket
 import socketserver
@@ -38,6 +39,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from tests.support.pg import free_port, wait_for
+
+# An access log line of the loomworks log_format: request, status, and the static
+# cache's verdict (cs=$upstream_cache_status: HIT, MISS, ... or "-").
+ACCESS_LOG_CACHE = re.compile(r'"(?P<host>[^"]*)" \[[^]]*\] "GET (?P<uri>\S+) HTTP/[\d.]+" '
+                              r'(?P<status>\d{3}) .* cs=(?P<cs>\S+)$')
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO / "nginx" / "entrypoint.sh"
@@ -131,6 +137,20 @@ class NginxRun:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cache_statuses(self, uri: str, count: int, host: str | None = None,
+                       timeout: float = 10) -> list[str]:
+        """The cs= fields of the access log's GET lines for ``uri`` (and ``host``), once
+        ``count`` are written: nginx logs a request when it is finalised, possibly
+        after the client already has the answer."""
+
+        def found() -> list[str] | None:
+            out = [m["cs"] for ln in self.log().splitlines()
+                   if (m := ACCESS_LOG_CACHE.search(ln)) and m["uri"] == uri
+                   and host in (None, m["host"])]
+            return out if len(out) >= count else None
+
+        return wait_for(found, timeout, f"{count} access log line(s) for {host or ''}{uri}")
 
     def start(self, timeout: float = 30) -> NginxRun:
         with self.log_path.open("ab") as log:

@@ -24,7 +24,6 @@ pytestmark = pytest.mark.integration
 TENANT = "acme.loomworks.app"
 OTHER = "bigco.loomworks.app"
 WEEK, YEAR = 604800, 31536000
-LOG_LINE = re.compile(r'"GET (?P<uri>\S+) HTTP/[\d.]+" (?P<status>\d{3}) .* cs=(?P<cs>\S+)$')
 
 
 def unique(prefix: str) -> str:
@@ -39,18 +38,6 @@ def get(run: NginxRun, path: str, host: str = TENANT, **kw) -> Response:
 def fetches(up: HttpUpstream, path: str) -> int:
     """How many requests for ``path`` reached the upstream."""
     return sum(1 for s in up.seen if s["path"] == path)
-
-
-def cache_statuses(run: NginxRun, path: str, count: int) -> list[str]:
-    """The cs= field of the access log lines for ``path``, once ``count`` are written
-    (nginx logs a request when it is finalised, possibly after the client has the answer)."""
-
-    def lines() -> list[str] | None:
-        found = [m["cs"] for ln in run.log().splitlines()
-                 if (m := LOG_LINE.search(ln)) and m["uri"] == path]
-        return found if len(found) >= count else None
-
-    return wait_for(lines, 10, f"{count} access log line(s) for {path}")
 
 
 def assert_browser_caching(resp: Response, max_age: int) -> None:
@@ -88,7 +75,7 @@ def test_second_request_is_served_from_the_cache_with_the_same_headers(
     assert second.status == 200
     assert fetches(http_upstream, path) == 1  # the upstream never saw the second request
     assert second.body == first.body
-    assert cache_statuses(nginx, path, 2) == ["MISS", "HIT"]
+    assert nginx.cache_statuses(path, 2) == ["MISS", "HIT"]
     for resp in (first, second):
         assert_browser_caching(resp, max_age)
 
@@ -157,7 +144,7 @@ def test_response_is_not_cached(nginx: NginxRun, http_upstream: HttpUpstream, pa
             assert resp.headers["Set-Cookie"].startswith("session_id=lwtest")
         if status != 200 or "/debug/" in path or not re.search(r"/static/|/assets/", path):
             assert "Cache-Control" not in resp.headers and "Expires" not in resp.headers
-    statuses = cache_statuses(nginx, path, 2)
+    statuses = nginx.cache_statuses(path, 2)
     assert "HIT" not in statuses
     if "/debug/" in path:
         assert statuses == ["BYPASS", "BYPASS"]  # not even looked up
@@ -198,7 +185,7 @@ def test_a_burst_for_a_cold_asset_reaches_odoo_once(nginx: NginxRun, http_upstre
     assert [r.status for r in answers] == [200] * 8
     assert len({r.body for r in answers}) == 1
     assert fetches(http_upstream, path) == 1
-    assert cache_statuses(nginx, path, 8).count("MISS") == 1
+    assert nginx.cache_statuses(path, 8).count("MISS") == 1
 
 
 def test_stale_copy_is_served_while_odoo_is_down(make_nginx, own_upstream: HttpUpstream) -> None:
@@ -217,7 +204,7 @@ def test_stale_copy_is_served_while_odoo_is_down(make_nginx, own_upstream: HttpU
         assert resp.status == 200 and resp.body == first.body
         assert_browser_caching(resp, WEEK)
         served.append(resp.headers["Date"])
-        return cache_statuses(run, path, len(served) + 1)[-1] == "STALE"
+        return run.cache_statuses(path, len(served) + 1)[-1] == "STALE"
 
     wait_for(stale, 15, "the entry to expire and be served stale")
 
@@ -235,11 +222,11 @@ def test_expired_entry_is_revalidated_with_a_conditional_request(make_nginx,
         count += 1
         assert resp.status == 200 and resp.body == first.body
         assert_browser_caching(resp, WEEK)
-        return cache_statuses(run, path, count)[-1] == "REVALIDATED"
+        return run.cache_statuses(path, count)[-1] == "REVALIDATED"
 
     wait_for(revalidated, 15, "the entry to expire and be revalidated")
     conditional = [s for s in own_upstream.seen if s["path"] == path][-1]
     assert conditional["headers"]["if-none-match"] == '"v7"'
     # the 304 made the entry fresh again: the next request is a plain hit
     assert get(run, path).body == first.body
-    assert cache_statuses(run, path, count + 1)[-1] == "HIT"
+    assert run.cache_statuses(path, count + 1)[-1] == "HIT"

@@ -127,8 +127,11 @@ def test_image_unprivileged_read_only_healthy_and_routes_via_docker_dns(docker_e
     for _ in range(2):
         asset = request(https, TENANT, "/web/static/lwtest.js", context=unverified(), source="127.0.0.1")
         assert asset.status == 200 and asset.headers["Cache-Control"] == "max-age=604800"
-    wait_for(lambda: '"GET /web/static/lwtest.js HTTP/1.1" 200' in edge.logs().decode()
-             and "cs=HIT" in edge.logs().decode(), 15, "a cache hit in the access log")
+    def hit_logged() -> bool:
+        out = edge.logs().decode()
+        return '"GET /web/static/lwtest.js HTTP/1.1" 200' in out and "cs=HIT" in out
+
+    wait_for(hit_logged, 15, "a cache hit in the access log")
     stored = edge.exec_run(["find", "/var/cache/nginx/static", "-type", "f"]).output.decode().split()
     assert len(stored) == 1, stored
 

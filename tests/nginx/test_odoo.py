@@ -114,18 +114,6 @@ def test_real_odoo_websocket_upgrades_through_nginx(edge: NginxRun) -> None:
         ws.close()
 
 
-ACCESS_LOG_CS = re.compile(r'"GET (?P<uri>\S+) HTTP/[\d.]+" (?P<status>\d{3}) .* cs=(?P<cs>\S+)$')
-
-
-def edge_cache_statuses(edge: NginxRun, host: str, uri: str, count: int) -> list[str]:
-    def found() -> list[str] | None:
-        out = [m["cs"] for ln in edge.log().splitlines()
-               if f'"{host}"' in ln and (m := ACCESS_LOG_CS.search(ln)) and m["uri"] == uri]
-        return out if len(out) >= count else None
-
-    return wait_for(found, 15, f"{count} access log line(s) for {host}{uri}")
-
-
 def odoo_requests(odoo: OdooServer, uri: str) -> int:
     return sum(1 for ln in odoo.log().splitlines() if f'"GET {uri} HTTP' in ln)
 
@@ -148,7 +136,7 @@ def test_real_asset_bundles_and_static_files_are_cached_per_tenant(edge: NginxRu
             assert answers[0].body == answers[1].body and answers[0].body
             assert "Set-Cookie" not in answers[1].headers
             assert answers[0].headers["Cache-Control"] == answers[1].headers["Cache-Control"]
-            statuses = edge_cache_statuses(edge, host, uri, 2)
+            statuses = edge.cache_statuses(uri, 2, host=host, timeout=15)
             assert statuses[-1] == "HIT", statuses
             # the favicon is the same file for both tenants, yet each Host has its own entry
             assert statuses.count("MISS") == 1, statuses
@@ -167,4 +155,4 @@ def test_real_asset_answer_that_sets_a_cookie_is_not_cached(edge: NginxRun) -> N
     for _ in range(2):
         resp = request(edge.https_port, host, path, context=edge.tls_context())
         assert resp.status == 200 and resp.headers["Set-Cookie"].startswith("session_id=")
-    assert "HIT" not in edge_cache_statuses(edge, host, path, 2)
+    assert "HIT" not in edge.cache_statuses(path, 2, host=host, timeout=15)
