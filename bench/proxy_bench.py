@@ -48,8 +48,10 @@ from tests.nginx.harness import (  # noqa: E402
     port_open,
 )
 from tests.nginx.odoo_server import OdooServer  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 from tests.support.odoo_tree import find_odoo_tree  # noqa: E402
-from tests.support.pg import PgCluster, free_port, wait_for  # noqa: E402
+from tests.support.pg import PgCluster  # noqa: E402
+from tests.support.wait import wait_for  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "proxy.json"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}

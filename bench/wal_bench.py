@@ -25,7 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.pg import PG_BIN, PgCluster, wait_for  # noqa: E402
+from tests.support.pg import PG_BIN, PgCluster  # noqa: E402
+from tests.support.wait import wait_for  # noqa: E402
 
 ARCHIVE_WAL = REPO / "postgres" / "bin" / "archive-wal"
 RESULTS = REPO / "bench" / "results" / "wal.json"

@@ -116,28 +116,28 @@ def base_image() -> str:
 
 @pytest.fixture(scope="session")
 def erp_image(base_image: str, odoo_tree: Path) -> str:
-    from tests.support.images import build, prepare_odoo_context
+    from tests.support.images import build, prepare_odoo_context, tag
 
     prepare_odoo_context(odoo_tree)
-    return build("loomworks/erp:test")
+    return build(tag("erp"))
 
 
 @pytest.fixture(scope="session")
 def postgres_image(base_image: str) -> str:
-    from tests.support.images import build
+    from tests.support.images import build, tag
 
-    return build("loomworks/postgres:test")
+    return build(tag("postgres"))
 
 
 @pytest.fixture(scope="session")
 def nginx_image(base_image: str) -> str:
-    from tests.support.images import build
+    from tests.support.images import build, tag
 
-    return build("loomworks/nginx:test")
+    return build(tag("nginx"))
 
 
 @pytest.fixture(scope="session")
 def redis_image(base_image: str) -> str:
-    from tests.support.images import build
+    from tests.support.images import build, tag
 
-    return build("loomworks/redis:test")
+    return build(tag("redis"))

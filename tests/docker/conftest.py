@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 HERE = Path(__file__).resolve().parent
 TEST_ADDON = HERE / "addons" / "lwtest_slow"

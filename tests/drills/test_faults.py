@@ -23,7 +23,7 @@ import requests
 
 from tests.stack.compose import Stack
 from tests.stack.test_stack import call_kw, jsonrpc, local, login
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 

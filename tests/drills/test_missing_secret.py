@@ -12,7 +12,7 @@ import pytest
 
 from tests.drills.conftest import drill_project
 from tests.stack.compose import DEV_SECRETS, Stack
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 

@@ -19,7 +19,7 @@ import requests
 
 from tests.stack.compose import SERVICES, Stack, dev_secret
 from tests.stack.test_stack import local
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 

@@ -38,7 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.pg import free_port, wait_for
+from tests.support.net import free_port
+from tests.support.wait import wait_for
 
 # An access log line of the loomworks log_format: request, status, and the static
 # cache's verdict (cs=$upstream_cache_status: HIT, MISS, ... or "-").

@@ -15,7 +15,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.pg import PgCluster, free_port, wait_for
+from tests.support.net import free_port
+from tests.support.pg import PgCluster
+from tests.support.wait import wait_for
 
 DB_USER = "odoo"
 DB_PASSWORD = "odoo-test-password"  # noqa: S105 - throwaway test cluster

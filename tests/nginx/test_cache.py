@@ -17,7 +17,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from tests.nginx.harness import HttpUpstream, NginxRun, Response, request
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.nginx.harness import request
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 

@@ -18,7 +18,8 @@ import pytest
 
 from tests.nginx.harness import CLIENT_ADDR, NginxRun, entrypoint_env, make_root, request, ws_connect
 from tests.nginx.odoo_server import OdooServer
-from tests.support.pg import PgCluster, wait_for
+from tests.support.pg import PgCluster
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.odoo, pytest.mark.integration]
 

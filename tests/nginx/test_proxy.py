@@ -30,7 +30,8 @@ from tests.nginx.harness import (
     run_entrypoint,
     ws_connect,
 )
-from tests.support.pg import free_port, wait_for
+from tests.support.net import free_port
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import requests
 
-from tests.support.pg import PG_BIN, PgCluster, free_port, wait_for
+from tests.support.net import free_port
+from tests.support.pg import PG_BIN, PgCluster
+from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ADDONS = REPO / "addons"

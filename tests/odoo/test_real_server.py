@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.odoo.odoo_proc import DB_NAME, ODOO_ROLE, SERVER_WIDE_HEALTH, tail
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.odoo
 

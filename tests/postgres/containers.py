@@ -10,7 +10,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 from tests.postgres.helpers import unique
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 PASSWORD = "Super-Secret-pw-1"  # noqa: S105 (throwaway test credential)
 APP_PASSWORD = "App-Secret-pw-2"  # noqa: S105

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from tests.support.pg import PG_BIN, PgCluster, wait_for
+from tests.support.pg import PG_BIN, PgCluster
+from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / "postgres" / "bin"

@@ -28,7 +28,7 @@ from tests.postgres.helpers import (
     rmtree,
     tmpfs,
 )
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,8 @@ from tests.postgres.helpers import (
     verify_archive,
     wait_archived,
 )
-from tests.support.pg import PG_BIN, wait_for
+from tests.support.pg import PG_BIN
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from tests.postgres.containers import (
     wait_exited,
     wait_healthy,
 )
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 

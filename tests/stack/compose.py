@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.pg import free_port, wait_for
+from tests.support.net import free_port
+from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("postgres", "redis", "odoo", "nginx")

@@ -14,7 +14,7 @@ import requests
 import websocket
 
 from tests.stack.compose import REPO, Stack
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 

@@ -13,7 +13,7 @@ import pytest
 
 import docker.errors
 from tests.stack.resp import Resp, RespError
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 

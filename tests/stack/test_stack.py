@@ -14,7 +14,7 @@ import urllib3
 import websocket
 
 from tests.stack.compose import SERVICES, EventRecorder, Stack, dev_secret
-from tests.support.pg import wait_for
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo,
               pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]

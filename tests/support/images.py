@@ -16,15 +16,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 ODOO_CONTEXT = REPO / "odoo-src"  # gitignored; the Dockerfile copies it when present
+# The tag the test session builds and runs (LOOMWORKS_TAG for Compose): several checkouts
+# on one engine keep apart with LWTEST_TAG.
+TAG = os.environ.get("LWTEST_TAG", "test")
 
-# tag -> (dockerfile, default target)
+# image name -> (dockerfile, default target)
 IMAGES: dict[str, tuple[str, str | None]] = {
-    "loomworks/erp:test": ("docker/Dockerfile", "runtime"),
-    "loomworks/erp-dev:test": ("docker/Dockerfile", "dev"),
-    "loomworks/postgres:test": ("postgres/Dockerfile", None),
-    "loomworks/nginx:test": ("nginx/Dockerfile", None),
-    "loomworks/redis:test": ("redis/Dockerfile", None),
+    "erp": ("docker/Dockerfile", "runtime"),
+    "erp-dev": ("docker/Dockerfile", "dev"),
+    "postgres": ("postgres/Dockerfile", None),
+    "nginx": ("nginx/Dockerfile", None),
+    "redis": ("redis/Dockerfile", None),
 }
+
+
+def tag(name: str) -> str:
+    """The session's tag of loomworks/<name> (``erp``, ``postgres``, ...)."""
+    return f"loomworks/{name}:{TAG}"
 
 
 def ensure_base_image() -> None:
@@ -59,7 +67,7 @@ def build_args_for_host() -> list[str]:
 def build(tag: str, *, dockerfile: str | None = None, target: str | None = None,
           build_args: dict[str, str] | None = None, context: Path = REPO) -> str:
     """Build ``tag`` from the repository with BuildKit; returns the tag."""
-    default_file, default_target = IMAGES.get(tag, (None, None))
+    default_file, default_target = IMAGES.get(tag.removeprefix("loomworks/").split(":")[0], (None, None))
     dockerfile = dockerfile or default_file
     target = target or default_target
     assert dockerfile, f"no Dockerfile known for {tag}"
