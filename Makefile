@@ -11,12 +11,13 @@ ODOO_REPO ?= https://github.com/odoo/odoo
 ODOO_REF ?= 18.0
 PYTEST_ARGS ?=
 
-.PHONY: help test venv odoo lint up dev down drills bench
+.PHONY: help test test-run venv odoo prepare lint up up-run dev down drills bench
 
 help:
-	@echo "make up      build and start the stack, wait until every service is healthy"
+	@echo "make up      prepare the host, build and start the stack, wait until every service is healthy"
 	@echo "make dev     the same with the development override (docker-compose.dev.yml)"
-	@echo "make test    build the test venv and run the whole suite"
+	@echo "make test    prepare the host, build the test venv and run the whole suite"
+	@echo "make prepare what up/test do first: host packages + Docker (.ci/setup-host, as root), Odoo tree"
 	@echo "make odoo    fetch Odoo $(ODOO_REF) from $(ODOO_REPO) into the cache"
 	@echo "make drills  fault drills and security checks; rewrites README's drill table"
 	@echo "make bench   every benchmark beside its anchor (bench/results/summary.md)"
@@ -34,15 +35,27 @@ $(VENV_STAMP): requirements-test.txt docker/build-constraints.txt $(if $(ODOO_TR
 
 venv: $(VENV_STAMP)
 
-test: venv
+# `make test` and `make up` first prepare what a fresh machine lacks, then run in a new
+# make (so the Odoo tree fetched by `prepare` is the one the venv and the build see).
+test: prepare
+	@$(MAKE) --no-print-directory test-run
+
+test-run: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# As root: Debian packages, the Docker engine, buildx and Compose (.ci/setup-host, idempotent:
+# quiet when everything is there). Then the Odoo tree, when none is found and Odoo's source
+# answers (a missing tree is not an error here: the Odoo tests say once that they skip).
+prepare:
+	@if [ "$$(id -u)" = 0 ]; then .ci/setup-host; \
+	else echo "make: not root: host setup skipped (run 'sudo .ci/setup-host' on a fresh Debian 12 host)"; fi
+	@if [ -z "$(ODOO_TREE)" ]; then $(MAKE) --no-print-directory odoo ODOO_OPTIONAL=1; fi
+
+# Odoo's official source into the cache the tests and `make up` look in. ODOO_OPTIONAL=1
+# (used by `prepare`) turns "source unreachable" into a warning instead of an error.
 odoo:
-	@dest=$$($(PYTHON) -c 'from tests.support.odoo_tree import cache_dir; print(cache_dir())'); \
-	if [ -f "$$dest/odoo-bin" ]; then echo "Odoo tree already in $$dest"; exit 0; fi; \
-	mkdir -p "$$(dirname "$$dest")"; \
-	git clone --depth 1 --branch $(ODOO_REF) $(ODOO_REPO) "$$dest.tmp" && mv "$$dest.tmp" "$$dest"; \
-	echo "Odoo tree in $$dest"
+	@ODOO_REPO="$(ODOO_REPO)" ODOO_REF="$(ODOO_REF)" ODOO_OPTIONAL="$(ODOO_OPTIONAL)" \
+		$(PYTHON) tests/support/odoo_tree.py fetch
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -55,7 +68,10 @@ lint: venv
 # host's CA bundle during builds (TLS-intercepting proxies). Waits until all healthy.
 HOST_CA := $(wildcard /etc/ssl/certs/ca-certificates.crt)
 COMPOSE_FILES ?= docker-compose.yml
-up:
+up: prepare
+	@$(MAKE) --no-print-directory up-run
+
+up-run:
 	docker/build-base-image
 	$(if $(ODOO_TREE),$(PYTHON) -c 'import sys; from tests.support.images import prepare_odoo_context as p; p(sys.argv[1])' "$(ODOO_TREE)")
 	COMPOSE_BAKE=false $(if $(HOST_CA),BUILD_CA_BUNDLE="$${BUILD_CA_BUNDLE:-$(HOST_CA)}") \

@@ -8,6 +8,7 @@ header instead of once per test.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -35,6 +36,10 @@ def _docker_missing() -> str | None:
 def pytest_configure(config: pytest.Config) -> None:
     tree = find_odoo_tree()
     if tree is None:
+        # CI systems that have a tree set REQUIRE_ODOO=1: a lost tree then fails the run
+        # instead of skipping every Odoo test.
+        if os.environ.get("REQUIRE_ODOO", "") in ("1", "true", "yes"):
+            raise pytest.UsageError(f"REQUIRE_ODOO is set but there is {why_missing()}")
         _missing["odoo"] = why_missing()
     config.odoo_tree = tree  # type: ignore[attr-defined]
     docker = _docker_missing()
