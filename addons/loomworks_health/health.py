@@ -1,4 +1,4 @@
-# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+# SPDX-License-Identifier: LGPL-3.0-or-later
 """Readiness and liveness checks, and the early WSGI hook that serves them.
 
 The hook wraps ``odoo.http.Application.__call__`` so that ``/web/health`` and

@@ -1,4 +1,4 @@
-# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+# SPDX-License-Identifier: LGPL-3.0-or-later
 """Route-level overrides of web's ``/web/health``.
 
 Normally ``health.install()`` (the module's ``post_load``) answers both paths

@@ -1,4 +1,4 @@
-# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+# SPDX-License-Identifier: LGPL-3.0-or-later
 """HTTP tests of /web/health and /web/health/live against the real test database.
 
 Run with pytest-odoo and ``--odoo-http`` (tests/odoo/test_addon_suite.py does it)
