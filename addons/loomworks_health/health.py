@@ -492,10 +492,13 @@ def _flag(query_string: str, name: str) -> bool:
 
 def serve(environ: dict[str, Any], start_response: Any):
     """WSGI answer for the health paths, before Odoo's session/database machinery."""
+    # the per-request thread attributes Odoo's Application.__call__ resets; its access-log
+    # filter (odoo.netsvc.PerfFilter) reads them, cursor_mode too when db_replica_host is set
     thread = threading.current_thread()
     thread.query_count = 0  # type: ignore[attr-defined]
     thread.query_time = 0  # type: ignore[attr-defined]
     thread.perf_t0 = time.time()  # type: ignore[attr-defined]
+    thread.cursor_mode = None  # type: ignore[attr-defined]
     for attr in ("dbname", "uid"):
         if hasattr(thread, attr):
             delattr(thread, attr)

@@ -9,6 +9,7 @@ never patched.
 """
 
 import contextlib
+import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from unittest.mock import patch
@@ -213,3 +214,19 @@ class TestHealth(HttpCase):
             response = self._get()
         self.assertEqual(response.status_code, 200, response.text)
         self.assertIn("health_statement_timeout='soon'", "\n".join(logs.output))
+
+    def test_access_log_with_a_read_replica_configured(self):
+        """With ``db_replica_host`` set, Odoo's access-log filter reads the thread's ``cursor_mode``.
+
+        The early hook bypasses ``Application.__call__``, so it must reset the same
+        per-request thread attributes; without ``cursor_mode`` every access-log line
+        raised and no health call was answered.
+        """
+        with patch.dict(config.options, {"db_replica_host": "127.0.0.1"}), self.assertLogs(
+            "werkzeug", logging.INFO  # a number: Odoo names its RUNBOT level (25) "INFO" too
+        ) as logs:
+            for path in ("/web/health", "/web/health/live"):
+                self.assertEqual(self._get(path).status_code, 200, path)
+        access = "\n".join(logs.output)
+        self.assertIn("GET /web/health HTTP", access)
+        self.assertIn("GET /web/health/live HTTP", access)
