@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import math
 import os
@@ -44,22 +43,19 @@ import psycopg2
 import psycopg2.extensions
 from odoo import sql_db
 from odoo.modules.registry import Registry
-from odoo.tools import config
-from werkzeug.wrappers import Response
+
+from . import config, responses
 
 _logger = logging.getLogger(__name__)
+_settings = config.Settings()
 
 READINESS_PATH = "/web/health"
 LIVENESS_PATH = "/web/health/live"
 PATHS = frozenset((READINESS_PATH, LIVENESS_PATH))
 
-DEFAULT_TIMEOUT = 2.0  # seconds, for both config keys
-TIMEOUT_KEYS = ("health_connect_timeout", "health_statement_timeout")
-MAINTENANCE_DB = "postgres"
 IDLE_MAX = 1  # validated connections kept per process (round trips are serialised)
 IDLE_MAX_AGE = 60.0  # seconds; older kept connections are replaced by new ones
 RELOAD_INTERVAL = 5.0  # seconds between background registry loads of one database
-HEADERS = (("Cache-Control", "no-store"),)
 
 # libpq/server messages for a server that answered but refused the session.
 _REJECTED = (
@@ -80,39 +76,6 @@ class CheckFailed(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
-
-
-# --- configuration ------------------------------------------------------------
-
-_warned: set[tuple[str, str]] = set()
-
-
-def timeout_setting(key: str) -> float:
-    """A positive number of seconds from the Odoo config; the default (logged once) when invalid."""
-    raw = config.get(key)
-    if raw is None or raw is False or raw == "":
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        if (key, str(raw)) not in _warned:
-            _warned.add((key, str(raw)))
-            _logger.error(
-                "loomworks_health: %s=%r in the Odoo config is not a positive number of seconds; using %s",
-                key, raw, DEFAULT_TIMEOUT,
-            )
-        return DEFAULT_TIMEOUT
-    return value
-
-
-def configured_db() -> str | None:
-    """The configured database (first of ``db_name``), or None in multi-database mode."""
-    names = config.get("db_name")
-    if not names or not isinstance(names, str):
-        return None
-    return names.split(",")[0].strip() or None
 
 
 # --- registry state -------------------------------------------------------------
@@ -407,8 +370,8 @@ _coalescer = _Coalescer()
 
 def round_trip(db: str) -> None:
     """``SELECT 1`` on ``db`` started during this call; raises on any failure."""
-    connect_timeout = timeout_setting("health_connect_timeout")
-    statement_timeout = timeout_setting("health_statement_timeout")
+    connect_timeout = _settings.timeout(config.CONNECT_TIMEOUT)
+    statement_timeout = _settings.timeout(config.STATEMENT_TIMEOUT)
     _coalescer.run(_params(db, statement_timeout, connect_timeout), connect_timeout, statement_timeout)
 
 
@@ -444,10 +407,10 @@ def _log_transition(code: str | None, db: str) -> None:
         _logger.warning("loomworks_health: readiness fail: %s (database %r)", code, db)
 
 
-def readiness(db_server_status: bool = False) -> tuple[int, dict[str, Any]]:
+def readiness(db_server_status: bool = False) -> responses.Answer:
     t0 = time.monotonic()
-    configured = configured_db()
-    db = configured or MAINTENANCE_DB
+    configured = config.configured_db()
+    db = configured or config.MAINTENANCE_DB
     state = registry_state(configured) if configured else "ready"
     code: str | None = "starting" if state == "loading" else None
     if code is None:
@@ -460,29 +423,7 @@ def readiness(db_server_status: bool = False) -> tuple[int, dict[str, Any]]:
         _maybe_start_load(configured)  # type: ignore[arg-type]
     duration_ms = round((time.monotonic() - t0) * 1000, 2)
     _log_transition(code, db)
-    check: dict[str, Any] = {"status": "pass" if code is None else "fail"}
-    if code is not None:
-        check["error"] = code
-    check["duration_ms"] = duration_ms
-    body: dict[str, Any] = {"status": check["status"]}
-    if code is not None:
-        body["reason"] = code
-    body["checks"] = {"database": check}
-    if db_server_status:  # Odoo's own query parameter, kept for compatibility
-        body["db_server_status"] = code is None
-    return (200 if code is None else 503), body
-
-
-def liveness() -> tuple[int, dict[str, Any]]:
-    return 200, {"status": "pass"}
-
-
-def json_dumps(body: dict[str, Any]) -> str:
-    return json.dumps(body)
-
-
-def json_response(status: int, body: dict[str, Any]) -> Response:
-    return Response(json_dumps(body), status=status, headers=list(HEADERS), content_type="application/json")
+    return responses.readiness(code, duration_ms, db_server_status)
 
 
 def _flag(query_string: str, name: str) -> bool:
@@ -504,20 +445,18 @@ def serve(environ: dict[str, Any], start_response: Any):
             delattr(thread, attr)
     try:
         if environ.get("PATH_INFO") == LIVENESS_PATH:
-            status, body = liveness()
+            status, body = responses.liveness()
         else:
             status, body = readiness(_flag(environ.get("QUERY_STRING", ""), "db_server_status"))
     except Exception:
         _logger.exception("loomworks_health: health check crashed")
-        status, body = 503, {"status": "fail", "reason": "error",
-                             "checks": {"database": {"status": "fail", "error": "error"}}}
-    return json_response(status, body)(environ, start_response)
+        status, body = responses.crashed()
+    return responses.wsgi_response(status, body)(environ, start_response)
 
 
 def install() -> None:
     """Wrap ``Application.__call__`` and ``Registry.new`` once per process (idempotent)."""
-    for key in TIMEOUT_KEYS:
-        timeout_setting(key)  # report a bad value at start-up, not at the first call
+    _settings.report_invalid()  # report a bad value at start-up, not at the first call
     _install_registry_tracking()
     app = odoo.http.Application
     original = app.__call__

@@ -11,7 +11,7 @@ from odoo import http
 from odoo.addons.web.controllers.home import Home
 from odoo.http import request
 
-from .. import health
+from .. import health, responses
 
 
 class HealthHome(Home):
@@ -22,9 +22,8 @@ class HealthHome(Home):
 
     @http.route("/web/health/live", type="http", auth="none", save_session=False)
     def health_live(self, **kwargs):
-        status, body = health.liveness()
+        status, body = responses.liveness()
         return self._health_response(status, body)
 
     def _health_response(self, status, body):
-        headers = [("Content-Type", "application/json"), *health.HEADERS]
-        return request.make_response(health.json_dumps(body), headers, status=status)
+        return request.make_response(responses.dumps(body), responses.headers(), status=status)

@@ -209,7 +209,7 @@ class TestHealth(HttpCase):
 
     def test_invalid_timeout_setting_is_reported_and_defaulted(self):
         with patch.dict(config.options, {"health_statement_timeout": "soon"}), self.assertLogs(
-            "odoo.addons.loomworks_health.health", "ERROR"
+            "odoo.addons.loomworks_health.config", "ERROR"
         ) as logs:
             response = self._get()
         self.assertEqual(response.status_code, 200, response.text)
