@@ -42,12 +42,12 @@ import odoo.http
 import psycopg2
 import psycopg2.extensions
 from odoo import sql_db
-from odoo.modules.registry import Registry
 
-from . import config, responses
+from . import config, registry, responses
 
 _logger = logging.getLogger(__name__)
 _settings = config.Settings()
+_loads = registry.RegistryLoads()
 
 READINESS_PATH = "/web/health"
 LIVENESS_PATH = "/web/health/live"
@@ -55,7 +55,6 @@ PATHS = frozenset((READINESS_PATH, LIVENESS_PATH))
 
 IDLE_MAX = 1  # validated connections kept per process (round trips are serialised)
 IDLE_MAX_AGE = 60.0  # seconds; older kept connections are replaced by new ones
-RELOAD_INTERVAL = 5.0  # seconds between background registry loads of one database
 
 # libpq/server messages for a server that answered but refused the session.
 _REJECTED = (
@@ -76,106 +75,6 @@ class CheckFailed(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
-
-
-# --- registry state -------------------------------------------------------------
-
-
-class _Loads:
-    """Registry loads seen through ``Registry.new`` (wrapped by ``install``)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.active: dict[str, int] = {}
-        self.failed: dict[str, float] = {}
-        self.loader: set[str] = set()
-        self.last_attempt: dict[str, float] = {}
-
-    def begin(self, db: str) -> None:
-        with self.lock:
-            self.active[db] = self.active.get(db, 0) + 1
-
-    def end(self, db: str, ok: bool) -> None:
-        with self.lock:
-            self.active[db] -= 1
-            if not self.active[db]:
-                del self.active[db]
-            if ok:
-                self.failed.pop(db, None)
-            else:
-                self.failed[db] = time.monotonic()
-
-    def in_progress(self, db: str) -> bool:
-        return bool(self.active.get(db)) or db in self.loader
-
-
-_loads = _Loads()
-
-
-def _registry_lock_busy() -> bool:
-    """True when another thread holds ``Registry._lock`` (creating/deleting registries)."""
-    lock = Registry._lock
-    try:
-        acquired = lock.acquire(blocking=False)
-    except TypeError:  # DummyRLock while Odoo runs in test mode
-        return False
-    if acquired:
-        lock.release()
-        return False
-    return True
-
-
-def registry_state(db: str) -> str:
-    """``ready``, ``loading`` or ``absent``, without taking the registry lock."""
-    registry = Registry.registries.d.get(db)
-    if registry is not None:
-        return "ready" if getattr(registry, "ready", False) else "loading"
-    if _loads.in_progress(db) or _registry_lock_busy():
-        return "loading"
-    return "absent"
-
-
-def _load_in_background(db: str) -> None:
-    try:
-        Registry(db)
-    except Exception:  # Odoo has logged the traceback already
-        _logger.warning("loomworks_health: loading the registry of database %r failed", db)
-    finally:
-        with _loads.lock:
-            _loads.loader.discard(db)
-
-
-def _maybe_start_load(db: str) -> None:
-    now = time.monotonic()
-    with _loads.lock:
-        if db in _loads.loader or now - _loads.last_attempt.get(db, -math.inf) < RELOAD_INTERVAL:
-            return
-        _loads.loader.add(db)
-        _loads.last_attempt[db] = now
-    _logger.info("loomworks_health: database %r has no registry; loading it in the background", db)
-    threading.Thread(target=_load_in_background, args=(db,), name=f"loomworks_health.load.{db}",
-                     daemon=True).start()
-
-
-def _install_registry_tracking() -> None:
-    current = Registry.__dict__["new"]
-    func = current.__func__
-    if getattr(func, "_loomworks_health", False):
-        return
-
-    @functools.wraps(func)
-    def new(cls, db_name, *args, **kwargs):
-        _loads.begin(db_name)
-        ok = False
-        try:
-            registry = func(cls, db_name, *args, **kwargs)
-            ok = True
-            return registry
-        finally:
-            _loads.end(db_name, ok)
-
-    new._loomworks_health = True  # type: ignore[attr-defined]
-    Registry.new = classmethod(new)  # type: ignore[method-assign,assignment]
 
 
 # --- database round trip ----------------------------------------------------------
@@ -411,7 +310,7 @@ def readiness(db_server_status: bool = False) -> responses.Answer:
     t0 = time.monotonic()
     configured = config.configured_db()
     db = configured or config.MAINTENANCE_DB
-    state = registry_state(configured) if configured else "ready"
+    state = _loads.state(configured) if configured else "ready"
     code: str | None = "starting" if state == "loading" else None
     if code is None:
         try:
@@ -419,8 +318,8 @@ def readiness(db_server_status: bool = False) -> responses.Answer:
         except CheckFailed as exc:
             code = exc.code
     if code is None and state == "absent":
-        code = "registry_failed" if configured in _loads.failed else "starting"
-        _maybe_start_load(configured)  # type: ignore[arg-type]
+        code = "registry_failed" if _loads.has_failed(configured) else "starting"  # type: ignore[arg-type]
+        _loads.start_background_load(configured)  # type: ignore[arg-type]
     duration_ms = round((time.monotonic() - t0) * 1000, 2)
     _log_transition(code, db)
     return responses.readiness(code, duration_ms, db_server_status)
@@ -457,7 +356,7 @@ def serve(environ: dict[str, Any], start_response: Any):
 def install() -> None:
     """Wrap ``Application.__call__`` and ``Registry.new`` once per process (idempotent)."""
     _settings.report_invalid()  # report a bad value at start-up, not at the first call
-    _install_registry_tracking()
+    registry.install_tracking(_loads)
     app = odoo.http.Application
     original = app.__call__
     if getattr(original, "_loomworks_health", False):
