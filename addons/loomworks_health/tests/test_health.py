@@ -19,7 +19,7 @@ import psycopg2
 import requests
 from odoo import sql_db
 from odoo.addons import loomworks_health
-from odoo.addons.loomworks_health import health
+from odoo.addons.loomworks_health.probe.pool import IDLE_MAX
 from odoo.modules.module import get_manifest
 from odoo.tests import HttpCase, tagged
 from odoo.tools import config
@@ -127,13 +127,13 @@ class TestHealth(HttpCase):
         self.assertNotIn(SECRET_PASSWORD, response.text)
 
     def test_no_connection_leak(self):
-        self._get()  # warm up: at most health.IDLE_MAX kept connections
+        self._get()  # warm up: at most IDLE_MAX kept connections
         before, _ = self._backends()
         for _ in range(1000):
             self.assertEqual(self._get().status_code, 200)
         after, kept = self._backends()
-        self.assertLessEqual(kept, health.IDLE_MAX)
-        self.assertLessEqual(after, before + health.IDLE_MAX, f"backends {before} -> {after}")
+        self.assertLessEqual(kept, IDLE_MAX)
+        self.assertLessEqual(after, before + IDLE_MAX, f"backends {before} -> {after}")
 
     def test_concurrent_calls_share_one_connection(self):
         self._get()
@@ -143,8 +143,8 @@ class TestHealth(HttpCase):
             statuses = list(pool.map(lambda _: requests.get(url, timeout=30).status_code, range(200)))
         self.assertEqual(statuses, [200] * 200)
         after, kept = self._backends()
-        self.assertLessEqual(kept, health.IDLE_MAX)
-        self.assertLessEqual(after, before + health.IDLE_MAX, f"backends {before} -> {after}")
+        self.assertLessEqual(kept, IDLE_MAX)
+        self.assertLessEqual(after, before + IDLE_MAX, f"backends {before} -> {after}")
 
     def test_terminated_kept_connection_is_replaced(self):
         self.assertEqual(self._get().status_code, 200)
