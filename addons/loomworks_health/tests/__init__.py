@@ -1,2 +1,2 @@
 # SPDX-License-Identifier: LGPL-3.0-or-later
-from . import test_health  # noqa: F401
+from . import test_coalescer, test_health  # noqa: F401
