@@ -7,6 +7,11 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
+# What the callers sharing a run get when it ends by a BaseException that is not an
+# Exception (gevent's Timeout or GreenletExit, SystemExit...): that propagates to the
+# caller that ran it; the others fail with "error" instead of passing.
+INTERRUPTED = "error"
+
 
 class Coalescer:
     """Runs ``attempt`` for a caller, or lets it share a run that started after it arrived.
@@ -27,7 +32,9 @@ class Coalescer:
     def run(self, target: Hashable, budget: float, attempt: Callable[[], str | None]) -> str | None:
         """The code of the run that answers this call (None: pass); ``timeout`` after ``budget`` seconds.
 
-        ``attempt`` returns None or an error code; it must not raise an ``Exception``.
+        ``attempt`` returns None or an error code; it must not raise an ``Exception``. If it
+        raises anyway, that propagates to this caller and the callers sharing the run get
+        ``INTERRUPTED``.
         """
         deadline = time.monotonic() + budget
         with self.cond:
@@ -44,7 +51,7 @@ class Coalescer:
                 self.cond.wait(remaining)
             self.running.add(target)
             index = self.started[target] = self.started.get(target, 0) + 1
-        code = None
+        code: str | None = INTERRUPTED  # until attempt() returns: never a pass without a round trip
         try:
             code = attempt()
         finally:

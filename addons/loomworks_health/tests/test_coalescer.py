@@ -14,6 +14,10 @@ from odoo.tests.common import BaseCase
 TIMEOUT = 30  # seconds; a bound for a stuck test, never reached when it passes
 
 
+class _Interrupted(BaseException):
+    """Like gevent's Timeout or GreenletExit: not an Exception."""
+
+
 class _CountingCondition(threading.Condition):
     """Sets ``reached`` once ``n`` callers wait (the coalescer calls wait() with its lock held)."""
 
@@ -31,7 +35,7 @@ class _CountingCondition(threading.Condition):
 
 
 class _RoundTrips:
-    """The attempt: the first run blocks until released; later runs return ``then``."""
+    """The attempt: the first run blocks until released; later runs return ``then`` (or raise it)."""
 
     def __init__(self, first, then):
         self.first, self.then = first, then
@@ -46,6 +50,8 @@ class _RoundTrips:
             if not self.release.wait(TIMEOUT):
                 raise AssertionError("the first round trip was never released")
             return self.first
+        if isinstance(self.then, BaseException):
+            raise self.then
         return self.then
 
 
@@ -69,6 +75,21 @@ class TestCoalescer(BaseCase):
             # not the answer of the round trip that was running when they arrived
             self.assertEqual([f.result(TIMEOUT) for f in later], [None, None])
         self.assertEqual(round_trips.runs, 2, "the two queued callers did not share one round trip")
+
+    def test_an_interrupted_round_trip_passes_nobody(self):
+        interrupted = _Interrupted()
+        round_trips = _RoundTrips(first=None, then=interrupted)
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            coalescer, first, later = self._queue_two_callers(pool, round_trips)
+            self.assertTrue(coalescer.cond.reached.wait(TIMEOUT), "the two callers never queued")
+            round_trips.release.set()
+            self.assertIsNone(first.result(TIMEOUT))
+            outcomes = sorted(
+                repr(f.exception(TIMEOUT)) if f.exception(TIMEOUT) else repr(f.result(TIMEOUT)) for f in later
+            )
+        # the caller that ran it sees the interruption; the one that shared it fails, never passes
+        self.assertEqual(outcomes, sorted([repr(interrupted), repr("error")]))
+        self.assertEqual(round_trips.runs, 2)
 
     def test_a_queued_call_gives_up_after_its_budget(self):
         round_trips = _RoundTrips(first=None, then=None)
