@@ -1,7 +1,3 @@
-# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-from . import controllers, health  # noqa: F401
-
-
-def post_load():
-    """Install the early WSGI hook (runs for server-wide loading and on registry load)."""
-    health.install()
+# SPDX-License-Identifier: LGPL-3.0-or-later
+from . import controllers  # noqa: F401
+from .hooks import post_load  # noqa: F401 - the manifest's post_load

@@ -1,4 +1,4 @@
-# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+# SPDX-License-Identifier: LGPL-3.0-or-later
 {  # noqa: B018 - an Odoo manifest is a bare dict
     "name": "Loomworks Health",
     "summary": "Honest /web/health readiness (real database round trip) and /web/health/live liveness",

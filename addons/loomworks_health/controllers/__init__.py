@@ -1,2 +1,2 @@
-# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+# SPDX-License-Identifier: LGPL-3.0-or-later
 from . import main  # noqa: F401

@@ -1,4 +1,4 @@
-# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+# SPDX-License-Identifier: LGPL-3.0-or-later
 """HTTP tests of /web/health and /web/health/live against the real test database.
 
 Run with pytest-odoo and ``--odoo-http`` (tests/odoo/test_addon_suite.py does it)
@@ -9,6 +9,7 @@ never patched.
 """
 
 import contextlib
+import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from unittest.mock import patch
@@ -18,7 +19,7 @@ import psycopg2
 import requests
 from odoo import sql_db
 from odoo.addons import loomworks_health
-from odoo.addons.loomworks_health import health
+from odoo.addons.loomworks_health.probe.pool import IDLE_MAX
 from odoo.modules.module import get_manifest
 from odoo.tests import HttpCase, tagged
 from odoo.tools import config
@@ -126,13 +127,13 @@ class TestHealth(HttpCase):
         self.assertNotIn(SECRET_PASSWORD, response.text)
 
     def test_no_connection_leak(self):
-        self._get()  # warm up: at most health.IDLE_MAX kept connections
+        self._get()  # warm up: at most IDLE_MAX kept connections
         before, _ = self._backends()
         for _ in range(1000):
             self.assertEqual(self._get().status_code, 200)
         after, kept = self._backends()
-        self.assertLessEqual(kept, health.IDLE_MAX)
-        self.assertLessEqual(after, before + health.IDLE_MAX, f"backends {before} -> {after}")
+        self.assertLessEqual(kept, IDLE_MAX)
+        self.assertLessEqual(after, before + IDLE_MAX, f"backends {before} -> {after}")
 
     def test_concurrent_calls_share_one_connection(self):
         self._get()
@@ -142,8 +143,8 @@ class TestHealth(HttpCase):
             statuses = list(pool.map(lambda _: requests.get(url, timeout=30).status_code, range(200)))
         self.assertEqual(statuses, [200] * 200)
         after, kept = self._backends()
-        self.assertLessEqual(kept, health.IDLE_MAX)
-        self.assertLessEqual(after, before + health.IDLE_MAX, f"backends {before} -> {after}")
+        self.assertLessEqual(kept, IDLE_MAX)
+        self.assertLessEqual(after, before + IDLE_MAX, f"backends {before} -> {after}")
 
     def test_terminated_kept_connection_is_replaced(self):
         self.assertEqual(self._get().status_code, 200)
@@ -208,8 +209,24 @@ class TestHealth(HttpCase):
 
     def test_invalid_timeout_setting_is_reported_and_defaulted(self):
         with patch.dict(config.options, {"health_statement_timeout": "soon"}), self.assertLogs(
-            "odoo.addons.loomworks_health.health", "ERROR"
+            "odoo.addons.loomworks_health.config", "ERROR"
         ) as logs:
             response = self._get()
         self.assertEqual(response.status_code, 200, response.text)
         self.assertIn("health_statement_timeout='soon'", "\n".join(logs.output))
+
+    def test_access_log_with_a_read_replica_configured(self):
+        """With ``db_replica_host`` set, Odoo's access-log filter reads the thread's ``cursor_mode``.
+
+        The early hook bypasses ``Application.__call__``, so it must reset the same
+        per-request thread attributes; without ``cursor_mode`` every access-log line
+        raised and no health call was answered.
+        """
+        with patch.dict(config.options, {"db_replica_host": "127.0.0.1"}), self.assertLogs(
+            "werkzeug", logging.INFO  # a number: Odoo names its RUNBOT level (25) "INFO" too
+        ) as logs:
+            for path in ("/web/health", "/web/health/live"):
+                self.assertEqual(self._get(path).status_code, 200, path)
+        access = "\n".join(logs.output)
+        self.assertIn("GET /web/health HTTP", access)
+        self.assertIn("GET /web/health/live HTTP", access)
