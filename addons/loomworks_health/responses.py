@@ -35,11 +35,9 @@ def readiness(code: str | None, duration_ms: float, db_server_status: bool = Fal
     return (200 if code is None else 503), body
 
 
-def crashed() -> Answer:
-    """The readiness answer when the check itself raised (logged by the caller)."""
-    return 503, {
-        "status": "fail", "reason": "error", "checks": {"database": {"status": "fail", "error": "error"}},
-    }
+def crashed(duration_ms: float) -> Answer:
+    """The readiness answer when the check itself raised (logged by the caller): code ``error``."""
+    return readiness("error", duration_ms)
 
 
 def liveness() -> Answer:

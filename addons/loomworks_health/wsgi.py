@@ -52,6 +52,7 @@ def _reset_thread() -> None:
 def serve(environ: dict[str, Any], start_response: Any):
     """WSGI answer for the health paths, before Odoo's session/database machinery."""
     _reset_thread()
+    t0 = time.monotonic()
     try:
         if environ.get("PATH_INFO") == LIVENESS_PATH:
             status, body = responses.liveness()
@@ -59,7 +60,7 @@ def serve(environ: dict[str, Any], start_response: Any):
             status, body = state.readiness.check(_flag(environ.get("QUERY_STRING", ""), "db_server_status"))
     except Exception:
         _logger.exception("loomworks_health: health check crashed")
-        status, body = responses.crashed()
+        status, body = responses.crashed(round((time.monotonic() - t0) * 1000, 2))
     return responses.wsgi_response(status, body)(environ, start_response)
 
 

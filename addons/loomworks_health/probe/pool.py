@@ -60,9 +60,3 @@ class KeptConnections:
                 self.idle.append((key, conn, created))
                 return
         close(conn)
-
-    def clear(self) -> None:
-        with self.lock:
-            idle, self.idle = self.idle, []
-        for _, c, _ in idle:
-            close(c)

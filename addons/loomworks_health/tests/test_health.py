@@ -230,3 +230,17 @@ class TestHealth(HttpCase):
         access = "\n".join(logs.output)
         self.assertIn("GET /web/health HTTP", access)
         self.assertIn("GET /web/health/live HTTP", access)
+
+    def test_a_crashing_check_answers_503_error_with_the_contract(self):
+        """A bug in the check itself (the only case where it is patched) is a 503 ``error``
+        with the same body shape as every other failure, duration included."""
+        from odoo.addons.loomworks_health import state
+
+        with patch.object(state.readiness, "check", side_effect=RuntimeError("boom")), self.assertLogs(
+            "odoo.addons.loomworks_health.wsgi", "ERROR"
+        ):
+            response = self._get()
+        self._assert_fail(response, "error")
+        self.assertGreaterEqual(response.json()["checks"]["database"]["duration_ms"], 0)
+        self.assertNotIn("boom", response.text)
+        self.assertEqual(self._get().status_code, 200)
