@@ -247,6 +247,36 @@ def test_env_example_documents_every_variable_with_its_default():
         assert defaults == {documented[var]}, f"{var}: owner {defaults} vs .env.example {documented[var]!r}"
 
 
+def test_readme_defaults_are_their_owners():
+    """A default shown in an image README's environment table is its image's `defaults` value
+    (`A` / `B` rows pairwise; "empty" = ""); settings without a literal default are skipped."""
+    tick = re.compile(r"`([^`]*)`")
+    for service, folder in IMAGE_DIRS.items():
+        owner = image_defaults(service)
+        text = (REPO / folder / "README.md").read_text()
+        table = re.search(r"^#+ Environment\n(.*?)(?=^#|\Z)", text, re.M | re.S)
+        assert table, f"{folder}/README.md: no Environment section"
+        checked = 0
+        for row in re.findall(r"^\| (`.*)$", table.group(1), re.M):
+            name_cell, default_cell = (c.strip() for c in row.split(" | ")[:2])
+            names = [n for n in tick.findall(name_cell) if n in owner]
+            if any("$(" in v for n in names for v in owner[n]):
+                continue  # computed at start (e.g. nginx's RESOLVER)
+            values = tick.findall(default_cell)
+            if not names:
+                continue
+            if len(names) > 1:
+                assert [{v} for v in values] == [owner[n] for n in names], row
+            elif default_cell == "empty":
+                assert owner[names[0]] == {""}, row
+            elif values:
+                assert set(values) == owner[names[0]], row
+            else:
+                continue
+            checked += 1
+        assert checked >= 4, f"{folder}/README.md: {checked} defaults checked"
+
+
 def test_dev_override_mounts_addons_debugger_and_no_limits(dev, tmp_path):
     odoo = dev["services"]["odoo"]
     assert odoo["build"]["target"] == "dev"
