@@ -5,12 +5,11 @@
 #   odoo SUBCOMMAND ...  -> render the config, then run it as given (odoo shell, ...).
 #   check-config         -> validate env and render the config, then exit (0 when valid).
 #   anything else        -> run as given (bash, odoo --version, ...).
-# Every variable is documented in docker/README.md.
+# Every variable is documented in docker/README.md; its default is in `defaults` below.
 set -Eeuo pipefail
 
 # shellcheck source=docker/lib/common.sh
-. /usr/local/lib/loomworks/common.sh
-LOG_PREFIX=entrypoint
+. "${LOOMWORKS_LIB:-/usr/local/lib/loomworks}/common.sh"
 
 readonly CONF=${ODOO_RC:-/run/odoo/odoo.conf}
 readonly RUN_DIR=/run/odoo
@@ -25,7 +24,19 @@ drop_root() {
 	fi
 }
 
-load_env() {
+# Names used by the Compose stack's .env before the image's own names; they still work.
+deprecated_names() {
+	renamed ODOO_WORKERS WORKERS
+	renamed ODOO_MAX_CRON_THREADS MAX_CRON_THREADS
+	renamed ODOO_LIMIT_TIME_CPU LIMIT_TIME_CPU
+	renamed ODOO_LIMIT_TIME_REAL LIMIT_TIME_REAL
+	renamed ODOO_LIMIT_MEMORY_SOFT LIMIT_MEMORY_SOFT
+	renamed ODOO_LIMIT_MEMORY_HARD LIMIT_MEMORY_HARD
+	renamed ODOO_LOG_LEVEL LOG_LEVEL
+}
+
+# The image's default of every setting (an empty value counts as unset), in one place.
+defaults() {
 	: "${DB_HOST:=postgres}" "${DB_PORT:=5432}" "${DB_USER:=odoo}" "${DB_NAME:=}"
 	: "${DB_SSLMODE:=prefer}" "${PROXY_MODE:=false}" "${DBFILTER:=}"
 	if [[ -n $DB_NAME ]]; then : "${LIST_DB:=false}"; else : "${LIST_DB:=true}"; fi
@@ -33,8 +44,14 @@ load_env() {
 	: "${LIMIT_TIME_CPU:=60}" "${LIMIT_TIME_REAL:=120}"
 	: "${LIMIT_MEMORY_SOFT:=2147483648}" "${LIMIT_MEMORY_HARD:=2684354560}"
 	: "${LOG_LEVEL:=info}" "${DB_WAIT_TIMEOUT:=60}" "${AUTO_MIGRATE:=true}"
-	: "${GRACEFUL_TIMEOUT:=30}" "${HEALTH_CONNECT_TIMEOUT:=2}" "${HEALTH_STATEMENT_TIMEOUT:=2}"
+	: "${GRACEFUL_TIMEOUT:=30}" "${LISTEN_BACKLOG:=1024}"
+	: "${HEALTH_CONNECT_TIMEOUT:=2}" "${HEALTH_STATEMENT_TIMEOUT:=2}"
 	: "${ODOO_DEV_MODE:=}" "${DEBUGPY_PORT:=}"
+}
+
+load_env() {
+	deprecated_names
+	defaults
 	file_env DB_PASSWORD
 	file_env ODOO_ADMIN_PASSWD
 	file_env ADMIN_PASSWORD
@@ -71,6 +88,7 @@ validate_env() {
 	require_enum LOG_LEVEL debug info warn error critical debug_sql debug_rpc debug_rpc_answer notset
 	require_uint DB_WAIT_TIMEOUT 1 3600
 	require_uint GRACEFUL_TIMEOUT 1 3600
+	require_uint LISTEN_BACKLOG 1 65535
 	require_uint HEALTH_CONNECT_TIMEOUT 1 60
 	require_uint HEALTH_STATEMENT_TIMEOUT 1 60
 	[[ -z $DEBUGPY_PORT ]] || require_port DEBUGPY_PORT
@@ -198,7 +216,8 @@ run_server() {
 	prepare_databases
 	forget_secrets
 	log "starting Odoo: workers=$WORKERS, graceful shutdown ${GRACEFUL_TIMEOUT}s"
-	export GRACEFUL_TIMEOUT
+	# Read by the odoo script (docker/bin/odoo) in the prefork master.
+	export GRACEFUL_TIMEOUT LISTEN_BACKLOG
 	# With DEBUGPY_PORT set (dev image), the odoo script itself starts debugpy.
 	[[ -z $DEBUGPY_PORT ]] || export DEBUGPY_PORT
 	# Odoo reads dev_mode from its command line only (a config value is overwritten).

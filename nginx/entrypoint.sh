@@ -7,22 +7,13 @@
 #   entrypoint.sh check      prepare and run `nginx -t` only (exit status = result)
 #   entrypoint.sh CMD...     run CMD as is (debugging: bash, nginx -V, ...)
 #
-# The LW_* paths below are the image's layout; tests override them to run the
-# same code against the host's nginx.
+# Every setting's default, and the image's paths (LW_*), are in `defaults` (lib/nginx.sh).
 set -Eeuo pipefail
 
-LOG_PREFIX=loomworks-nginx
-# shellcheck source-path=SCRIPTDIR source=../docker/lib/common.sh
-source "${LW_COMMON_SH:-/usr/local/lib/loomworks/common.sh}"
-
-: "${LW_TEMPLATE_DIR:=/usr/local/share/loomworks/nginx/templates}" # read-only templates
-: "${LW_HTML_DIR:=/usr/local/share/loomworks/nginx/html}"         # error pages
-: "${LW_CONF_DIR:=/tmp/nginx}"                                     # rendered config (writable)
-: "${LW_RUN_DIR:=/tmp/nginx}"                                      # pid file (writable)
-: "${LW_CACHE_DIR:=/var/cache/nginx}"                              # request/proxy temp files (writable)
-: "${LW_CERT_DIR:=/etc/nginx/certs}"                               # mounted certificates (read-only)
-: "${LW_SELF_SIGNED_DIR:=/var/lib/nginx/certs}"                    # generated certificate (volume)
-: "${NGINX_BIN:=nginx}"
+# shellcheck source=docker/lib/common.sh
+. "${LOOMWORKS_LIB:-/usr/local/lib/loomworks}/common.sh"
+# shellcheck source=nginx/lib/nginx.sh
+. "$(lib_path nginx.sh)"
 
 # Only these names are substituted in the templates; nginx's $variables stay.
 RENDER_VARS=(LOOMWORKS_DOMAIN LOOMWORKS_DOMAIN_REGEX ODOO_HOST ODOO_HTTP_PORT ODOO_WS_PORT
@@ -51,49 +42,33 @@ require_listen() {
 	((10#$port >= 1 && 10#$port <= 65535)) || die "$var: port must be 1-65535, got '$val'"
 }
 
-# The resolver nginx uses for ODOO_HOST: the nameservers of /etc/resolv.conf
-# (Docker's embedded DNS, 127.0.0.11, on user-defined networks).
-default_resolver() {
-	local ns
-	ns=$(awk '$1 == "nameserver" { if ($2 ~ /:/) printf "[%s] ", $2; else printf "%s ", $2 }' \
-		/etc/resolv.conf 2>/dev/null || true)
-	printf '%s' "${ns% }"
+# The image's former name of HTTPS_PORT (the name the stack's .env always used); it still works.
+deprecated_names() {
+	renamed PUBLIC_HTTPS_PORT HTTPS_PORT
 }
 
 validate_env() {
-	: "${LOOMWORKS_DOMAIN:=loomworks.localhost}"
 	LOOMWORKS_DOMAIN=${LOOMWORKS_DOMAIN,,}
 	require_hostname LOOMWORKS_DOMAIN
 	export LOOMWORKS_DOMAIN_REGEX=${LOOMWORKS_DOMAIN//./\\.}
 
-	: "${ODOO_HOST:=odoo}"
 	[[ $ODOO_HOST =~ $IPV4_RE ]] || require_hostname ODOO_HOST
-	: "${ODOO_HTTP_PORT:=8069}" "${ODOO_WS_PORT:=8072}"
 	require_port ODOO_HTTP_PORT
 	require_port ODOO_WS_PORT
 
-	: "${ALLOW_DATABASE_MANAGER:=false}"
 	normalize_bool ALLOW_DATABASE_MANAGER
 
-	: "${NGINX_HTTP_LISTEN:=8080}" "${NGINX_HTTPS_LISTEN:=8443}" "${NGINX_LOCAL_LISTEN:=8069}"
 	require_listen NGINX_HTTP_LISTEN
 	require_listen NGINX_HTTPS_LISTEN
 	require_listen NGINX_LOCAL_LISTEN
 
-	# The HTTPS port clients see (compose maps 443 -> 8443); used in redirects.
-	: "${PUBLIC_HTTPS_PORT:=443}"
-	require_port PUBLIC_HTTPS_PORT
+	require_port HTTPS_PORT
 	export LW_HTTPS_PORT_SUFFIX=""
-	[[ $PUBLIC_HTTPS_PORT == 443 ]] || LW_HTTPS_PORT_SUFFIX=":$PUBLIC_HTTPS_PORT"
+	[[ $HTTPS_PORT == 443 ]] || LW_HTTPS_PORT_SUFFIX=":$HTTPS_PORT"
 
-	: "${RESOLVER:=$(default_resolver)}"
-	: "${RESOLVER:=127.0.0.11}"
 	[[ $RESOLVER =~ ^[][0-9a-fA-F.:]+( [][0-9a-fA-F.:]+)*$ ]] ||
 		die "RESOLVER must be space-separated IP addresses, got '$RESOLVER'"
 
-	# The static-asset cache (LW_CACHE_DIR/static): its size limit and how long
-	# an entry is served before nginx revalidates it with Odoo.
-	: "${NGINX_STATIC_CACHE_SIZE:=64m}" "${NGINX_STATIC_CACHE_VALID:=10m}"
 	[[ $NGINX_STATIC_CACHE_SIZE =~ ^[1-9][0-9]*[kKmMgG]$ ]] ||
 		die "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g (digits, then k, m or g), got '$NGINX_STATIC_CACHE_SIZE'"
 	[[ $NGINX_STATIC_CACHE_VALID =~ ^[1-9][0-9]*[smhd]$ ]] ||
@@ -220,6 +195,8 @@ check_config() {
 }
 
 prepare() {
+	deprecated_names
+	defaults
 	validate_env
 	require_writable_dirs
 	choose_certificate

@@ -1,32 +1,26 @@
 #!/usr/bin/env bash
 # Loomworks Redis entrypoint: validates the environment, renders a private config
 # (password included, never on the command line), then execs redis-server.
-# Any other command (redis-cli, bash) runs as given.
+# Any other command (redis-cli, bash) runs as given. Defaults: `defaults` in lib/redis.sh.
 set -Eeuo pipefail
 
 # shellcheck source=docker/lib/common.sh
-. /usr/local/lib/loomworks/common.sh
-LOG_PREFIX=redis-entrypoint
-
-RUN_DIR=${REDIS_RUN_DIR:-/run/redis}
-CONF=$RUN_DIR/redis.conf
-AUTH_FILE=$RUN_DIR/auth
+. "${LOOMWORKS_LIB:-/usr/local/lib/loomworks}/common.sh"
+# shellcheck source=redis/lib/redis.sh
+. "$(lib_path redis.sh)"
 
 load_settings() {
+	defaults
+	RUN_DIR=$REDIS_RUN_DIR CONF=$REDIS_RUN_DIR/redis.conf AUTH_FILE=$REDIS_RUN_DIR/auth
 	file_env REDIS_PASSWORD
 	[[ -n $REDIS_PASSWORD ]] || die "REDIS_PASSWORD (or REDIS_PASSWORD_FILE) is required: Redis never runs without a password"
 	[[ $REDIS_PASSWORD != *[[:cntrl:]]* ]] || die "REDIS_PASSWORD must not contain control characters (newline, tab, ...)"
-	: "${REDIS_PORT:=6379}"
 	require_port REDIS_PORT
-	: "${REDIS_APPENDFSYNC:=everysec}"
 	require_enum REDIS_APPENDFSYNC always everysec no
-	: "${REDIS_MAXMEMORY:=0}"
 	[[ $REDIS_MAXMEMORY =~ ^[0-9]+([kKmMgG][bB]?)?$ ]] ||
 		die "REDIS_MAXMEMORY must be a size like 0, 256mb or 1gb, got '$REDIS_MAXMEMORY'"
-	: "${REDIS_MAXMEMORY_POLICY:=noeviction}"
 	require_enum REDIS_MAXMEMORY_POLICY noeviction allkeys-lru allkeys-lfu allkeys-random \
 		volatile-lru volatile-lfu volatile-random volatile-ttl
-	: "${REDIS_LOG_LEVEL:=notice}"
 	require_enum REDIS_LOG_LEVEL debug verbose notice warning
 }
 
@@ -47,7 +41,7 @@ render_config() {
 	local tmp
 	tmp=$(mktemp "$RUN_DIR/.redis.conf.XXXXXX")
 	{
-		printf '%s\n' "# Rendered by redis-entrypoint at start; private to the redis user."
+		printf '%s\n' "# Rendered by the entrypoint at start; private to the redis user."
 		printf 'bind * -::*\nprotected-mode yes\nport %s\n' "$REDIS_PORT"
 		printf 'daemonize no\nsupervised no\npidfile ""\nlogfile ""\nloglevel %s\n' "$REDIS_LOG_LEVEL"
 		printf 'dir /data\n'

@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
-# Docker HEALTHCHECK: an authenticated PING. The password comes from the file the
-# entrypoint rendered (REDISCLI_AUTH in this process's environment, never argv).
+# Docker HEALTHCHECK of loomworks/redis (and Compose's): an authenticated PING. The
+# password comes from the file the entrypoint rendered (REDISCLI_AUTH in this process's
+# environment, never argv). Prints PONG when healthy; else one line saying why.
 set -Eeuo pipefail
 
-RUN_DIR=${REDIS_RUN_DIR:-/run/redis}
+# shellcheck source=docker/lib/common.sh
+. "${LOOMWORKS_LIB:-/usr/local/lib/loomworks}/common.sh"
+# shellcheck source=redis/lib/redis.sh
+. "$(lib_path redis.sh)"
 
 main() {
-	local port reply
-	[[ -r $RUN_DIR/auth && -r $RUN_DIR/port ]] || {
-		echo "redis-healthcheck: $RUN_DIR/auth not rendered yet" >&2
-		exit 1
-	}
-	port=$(<"$RUN_DIR/port")
-	REDISCLI_AUTH=$(<"$RUN_DIR/auth")
+	local dir port reply
+	defaults
+	dir=$REDIS_RUN_DIR
+	[[ -r $dir/auth && -r $dir/port ]] || die "$dir/auth not rendered yet"
+	port=$(<"$dir/port")
+	REDISCLI_AUTH=$(<"$dir/auth")
 	export REDISCLI_AUTH
-	reply=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$port" ping 2>&1) || true
-	[[ $reply == PONG ]] || {
-		echo "redis-healthcheck: PING answered '$reply'" >&2
-		exit 1
-	}
+	if ! reply=$(redis-cli --no-auth-warning -h 127.0.0.1 -p "$port" ping 2>&1) || [[ $reply != PONG ]]; then
+		die "PING answered '$reply'"
+	fi
 	echo PONG
 }
 

@@ -1,10 +1,17 @@
 # shellcheck shell=bash
 # Shared shell helpers for every Loomworks script and container entrypoint.
-# Sourced, never executed. Callers set LOG_PREFIX and run under `set -Eeuo pipefail`.
+# Sourced, never executed, the same way everywhere (callers run under `set -Eeuo pipefail`):
+#   . "${LOOMWORKS_LIB:-/usr/local/lib/loomworks}/common.sh"    (images; tests point
+#   LOOMWORKS_LIB at the repository's docker/lib; host scripts default to it)
 
-: "${LOG_PREFIX:=loomworks}"
+# The log prefix is the program's own name without a leading "docker-" and a trailing
+# ".sh": every entrypoint logs "entrypoint: ...", every health check "healthcheck: ...",
+# archive-wal "archive-wal: ...". Scripts never set it themselves.
+LOG_PREFIX=${0##*/}
+LOG_PREFIX=${LOG_PREFIX#docker-}
+LOG_PREFIX=${LOG_PREFIX%.sh}
 
-# log MESSAGE...: one line on stderr, prefixed with the script's name.
+# log MESSAGE...: one line on stderr, prefixed with the program's name.
 log() { printf '%s: %s\n' "$LOG_PREFIX" "$*" >&2; }
 
 # die MESSAGE...: one clear line on stderr, then exit 1.
@@ -30,6 +37,24 @@ file_env() {
 	fi
 	export "$var"="$val"
 	unset "$fvar"
+}
+
+# renamed OLD NEW: OLD is a deprecated name of the setting NEW. A non-empty OLD still
+# works (its value becomes NEW's when NEW is empty), with one warning line; OLD is unset.
+renamed() {
+	local old=$1 new=$2
+	[[ -n ${!old:-} ]] || {
+		unset "$old"
+		return 0
+	}
+	if [[ -n ${!new:-} ]]; then
+		log "warning: $old is deprecated and ignored ($new is set); use $new"
+	else
+		log "warning: $old is deprecated; use $new"
+		printf -v "$new" '%s' "${!old}"
+		export "${new?}"
+	fi
+	unset "$old"
 }
 
 # require_uint VAR [MIN [MAX]]: VAR holds a decimal integer within bounds.
@@ -88,6 +113,21 @@ wait_until() {
 		delay=$(awk -v d="$delay" 'BEGIN { d *= 2; if (d > 8) d = 8; print d }')
 		attempt=$((attempt + 1))
 	done
+}
+
+# lib_path NAME: the path of an image's own shell library NAME (e.g. pg.sh), to source
+# after this file: beside common.sh in an image (LOOMWORKS_LIB), else in the repository's
+# <image>/lib/ next to the calling program (<image>/entrypoint.sh, <image>/bin/X).
+lib_path() {
+	local name=$1 dir
+	# builtins only: archive-wal must still reach its exit trap when PATH is broken
+	for dir in "${BASH_SOURCE[0]%/*}" "${0%/*}/lib" "${0%/*}/../lib"; do
+		[[ -r $dir/$name ]] && {
+			printf '%s\n' "$dir/$name"
+			return 0
+		}
+	done
+	die "shell library $name not found (LOOMWORKS_LIB=${LOOMWORKS_LIB:-unset})"
 }
 
 # host_mirror: the first Debian mirror URL in this host's apt sources (empty if none).

@@ -23,7 +23,7 @@ TEST_ADDON = HERE / "addons" / "lwtest_slow"
 ADDON_MOUNT = "/opt/loomworks/addons/lwtest_slow"
 # Short health checks for tests that are not about the image's defaults (nanoseconds).
 FAST_HEALTH = {
-    "test": ["CMD", "curl", "-fsS", "-o", "/dev/null", "--max-time", "2", "http://127.0.0.1:8069/web/health"],
+    "test": ["CMD", "/usr/local/bin/docker-healthcheck.sh"],
     "interval": 2_000_000_000,
     "timeout": 3_000_000_000,
     "retries": 3,
@@ -232,7 +232,7 @@ def seeded(pg, run_erp, addon_dir, secrets_dir) -> dict:
 
 @pytest.fixture(scope="session")
 def erp_dev_image(base_image: str, odoo_tree: Path) -> str:
-    from tests.support.images import build, prepare_odoo_context
+    from tests.support.images import build, prepare_odoo_context, tag
 
     prepare_odoo_context(odoo_tree)
-    return build("loomworks/erp-dev:test")
+    return build(tag("erp-dev"))

@@ -56,6 +56,7 @@ def test_defaults(docker_client, erp_image):
         "limit_memory_hard": "2684354560", "log_level": "info", "without_demo": "all",
         "data_dir": "/var/lib/odoo", "server_wide_modules": "base,web,loomworks_health",
         "health_connect_timeout": "2", "health_statement_timeout": "2",
+        "db_sslmode": "prefer", "dbfilter": "",
     }
     assert {k: opts.get(k) for k in expect} == expect
     assert opts["addons_path"].split(",")[0] == "/opt/loomworks/addons"
@@ -83,6 +84,26 @@ def test_every_variable_reaches_the_config(docker_client, erp_image):
     assert opts["log_level"] == "warn"
     assert (opts["health_connect_timeout"], opts["health_statement_timeout"]) == ("4", "6")
     assert "pw-1" not in out
+
+
+DEPRECATED = {"ODOO_WORKERS": ("WORKERS", "workers", "5"),
+              "ODOO_MAX_CRON_THREADS": ("MAX_CRON_THREADS", "max_cron_threads", "3"),
+              "ODOO_LIMIT_TIME_CPU": ("LIMIT_TIME_CPU", "limit_time_cpu", "90"),
+              "ODOO_LIMIT_TIME_REAL": ("LIMIT_TIME_REAL", "limit_time_real", "240"),
+              "ODOO_LIMIT_MEMORY_SOFT": ("LIMIT_MEMORY_SOFT", "limit_memory_soft", "1000"),
+              "ODOO_LIMIT_MEMORY_HARD": ("LIMIT_MEMORY_HARD", "limit_memory_hard", "2000"),
+              "ODOO_LOG_LEVEL": ("LOG_LEVEL", "log_level", "warn")}
+
+
+def test_deprecated_names_still_work_with_one_warning_each(docker_client, erp_image):
+    opts, _, out = rendered(docker_client, erp_image, {old: v for old, (_, _, v) in DEPRECATED.items()})
+    for old, (new, option, value) in DEPRECATED.items():
+        assert opts[option] == value, option
+        assert out.count(f"entrypoint: warning: {old} is deprecated; use {new}\n") == 1, out
+    # the image's own name wins over an old one
+    opts, _, out = rendered(docker_client, erp_image, {"WORKERS": "4", "ODOO_WORKERS": "5"})
+    assert opts["workers"] == "4"
+    assert "entrypoint: warning: ODOO_WORKERS is deprecated and ignored (WORKERS is set); use WORKERS" in out
 
 
 def test_list_db_defaults_off_with_db_name(docker_client, erp_image):
@@ -139,6 +160,7 @@ def test_both_value_and_file_is_an_error(docker_client, erp_image, tmp_path):
     ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of"),
     ("DB_WAIT_TIMEOUT", "soon", "DB_WAIT_TIMEOUT must be a non-negative integer"),
     ("GRACEFUL_TIMEOUT", "0", "GRACEFUL_TIMEOUT must be >= 1"),
+    ("LISTEN_BACKLOG", "many", "LISTEN_BACKLOG must be a non-negative integer"),
     ("HEALTH_CONNECT_TIMEOUT", "1.5", "HEALTH_CONNECT_TIMEOUT must be a non-negative integer"),
     ("DB_SSLMODE", "always", "DB_SSLMODE must be one of"),
     ("ODOO_ADMIN_PASSWD_FILE", "/nope", "ODOO_ADMIN_PASSWD_FILE: cannot read file /nope"),

@@ -100,14 +100,32 @@ def test_other_commands_run_as_given(docker_client, erp_image):
 def test_healthcheck_and_labels(docker_client, erp_image):
     cfg = docker_client.images.get(erp_image).attrs["Config"]
     hc = cfg["Healthcheck"]
-    assert hc["Test"][0] == "CMD" and "http://127.0.0.1:8069/web/health" in hc["Test"]
+    assert hc["Test"] == ["CMD", "/usr/local/bin/docker-healthcheck.sh"]
+    rc, out = run(docker_client, erp_image, "cat", "/usr/local/bin/docker-healthcheck.sh")
+    assert rc == 0 and "http://127.0.0.1:8069/web/health" in out and "--max-time 4" in out, out
     assert hc["Interval"] == 10e9 and hc["Timeout"] == 5e9 and hc["Retries"] == 3
     assert hc["StartPeriod"] == 300e9
     labels = cfg["Labels"]
-    for key in ("version", "revision", "source", "title"):
+    for key in ("version", "revision", "source", "title", "description"):
         assert labels.get(f"org.opencontainers.image.{key}"), key
     assert cfg["Entrypoint"][:2] == ["/usr/bin/tini", "--"] and "-g" not in cfg["Entrypoint"]
     assert {"8069/tcp", "8072/tcp"} <= set(cfg["ExposedPorts"])
+
+
+def test_the_four_images_share_one_convention(docker_client, erp_image, postgres_image, nginx_image,
+                                               redis_image):
+    """Same installed names, shared library and label set in every image of the stack."""
+    for image in (erp_image, postgres_image, nginx_image, redis_image):
+        cfg = docker_client.images.get(image).attrs["Config"]
+        assert cfg["Entrypoint"][-1] == "/usr/local/bin/docker-entrypoint.sh", (image, cfg["Entrypoint"])
+        assert cfg["Healthcheck"]["Test"] == ["CMD", "/usr/local/bin/docker-healthcheck.sh"], image
+        labels = cfg["Labels"]
+        assert labels["org.opencontainers.image.licenses"] == "LGPL-3.0-or-later", image
+        assert labels["org.opencontainers.image.title"] == image.split(":")[0], image
+        assert labels["org.opencontainers.image.description"], image
+        assert labels["org.opencontainers.image.base.name"] == "debian:bookworm-slim", image
+        rc, out = run(docker_client, image, "bash", "-c", ". /usr/local/lib/loomworks/common.sh; log ok")
+        assert rc == 0 and out.strip() == "bash: ok", (image, out)
 
 
 def test_history_has_no_secrets(docker_client, erp_image):

@@ -136,11 +136,16 @@ def test_database_outage_unhealthy_then_healthy_without_restart(seeded, pg):
         took = time.monotonic() - t0
         # interval x retries = 2 s x 3, plus one health timeout and the current interval
         assert took < 2 * 3 + 3 + 2 + 5, took
+        # the health check (docker-healthcheck.sh) says why, in one line
+        probe = c.exec_run(["docker-healthcheck.sh"])
+        assert probe.exit_code == 1, probe.output
+        assert probe.output.decode().startswith("healthcheck: error: GET http://127.0.0.1:8069/web/health: ")
     finally:
         pg.start()
     wait_health(c, "healthy", 60)
     c.reload()
     assert c.attrs["State"]["StartedAt"] == started_at and c.attrs["RestartCount"] == 0
+    assert c.exec_run(["docker-healthcheck.sh"]).exit_code == 0
 
 
 def test_graceful_shutdown_finishes_in_flight_request(seeded, run_erp, pg, addon_dir):
@@ -271,8 +276,9 @@ def test_failed_migration_exits_nonzero_and_database_stays(run_erp, pg, addon_di
         c = run_erp(pg, {"DB_NAME": "lwtest"}, addon=addon_dir)
         assert c.wait(timeout=300)["StatusCode"] == 1
         out = logs(c)
-        errors = [line for line in out.splitlines() if "entrypoint: error:" in line]
+        errors = [line for line in out.splitlines() if "loomworks-db: error:" in line]
         assert len(errors) == 1 and "migration: failed for lwtest" in errors[0], out[-4000:]
+        assert "entrypoint: error:" not in out
         after = pg.psql("SELECT latest_version FROM ir_module_module WHERE name='lwtest_slow'", db="lwtest")
         assert after == before  # Odoo's transaction rolled back
     finally:

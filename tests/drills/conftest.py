@@ -24,7 +24,7 @@ def drill_project() -> str:
 
 @pytest.fixture(scope="module")
 def images(erp_image, postgres_image, nginx_image, redis_image) -> str:
-    return "test"
+    return erp_image.rsplit(":", 1)[1]  # the session's tag (LWTEST_TAG)
 
 
 def start_stack(tag: str, files: tuple[str, ...] = ("docker-compose.yml",),

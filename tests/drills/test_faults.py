@@ -33,7 +33,7 @@ WORKERS = 4
 
 @pytest.fixture(scope="module")
 def stack(stack_factory) -> Stack:
-    return stack_factory(files=("docker-compose.yml", OVERRIDE), env={"ODOO_WORKERS": str(WORKERS)})
+    return stack_factory(files=("docker-compose.yml", OVERRIDE), env={"WORKERS": str(WORKERS)})
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def test_empty_db_password_stops_postgres_with_one_clear_line(make_stack, secret
     st = make_stack(secrets_copy)
     r = st.run("up", "-d", "--no-build", check=False, timeout=600)
     assert r.returncode != 0, r.stdout
-    line = "APP_DB_PASSWORD (or APP_DB_PASSWORD_FILE) is required"
+    line = "DB_PASSWORD (or DB_PASSWORD_FILE) is required"
     wait_for(lambda: line in st.logs("postgres", tail=50), 120, "postgres' error line", interval=0.5)
     logs = st.logs("postgres", tail=50)
     # the restart policy retries; each attempt is the same one line and no init ran

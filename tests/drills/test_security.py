@@ -79,7 +79,8 @@ def proc_status(st: Stack, service: str) -> dict[str, dict[str, str]]:
 # the postgres user (setpriv). Only PID 1, dumb-init (signal forwarder and reaper, runs
 # nothing else), stays root with the five capabilities compose adds back for that step.
 ROOT_INIT = {"postgres": "dumb-init"}
-PROBES = ("sh", "cat", "pg-healthcheck", "pg_isready", "psql")  # our probe / a health check
+# our probe / a health check ("docker-healthch": the kernel keeps 15 characters of a name)
+PROBES = ("sh", "cat", "docker-healthcheck.sh"[:15], "pg_isready", "psql")
 
 
 def server_processes(st: Stack, service: str) -> dict[str, dict[str, str]]:

@@ -60,8 +60,8 @@ def entrypoint_env(root: Path, **overrides: str) -> dict[str, str]:
     """Environment for nginx/entrypoint.sh with every image path under ``root``."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        "LW_COMMON_SH": str(REPO / "docker" / "lib" / "common.sh"),
-        "LW_TEMPLATE_DIR": str(REPO / "nginx" / "templates"),
+        "LOOMWORKS_LIB": str(REPO / "docker" / "lib"),
+        "LW_TEMPLATE_DIR": str(REPO / "nginx" / "conf"),
         "LW_HTML_DIR": str(REPO / "nginx" / "html"),
         "LW_CONF_DIR": str(root / "conf"),
         "LW_RUN_DIR": str(root / "run"),

@@ -78,7 +78,7 @@ def error_line(r: subprocess.CompletedProcess) -> str:
     ("ODOO_WS_PORT", "ws", "ODOO_WS_PORT must be a non-negative integer"),
     ("ALLOW_DATABASE_MANAGER", "maybe", "ALLOW_DATABASE_MANAGER must be a boolean"),
     ("NGINX_HTTPS_LISTEN", "https", "NGINX_HTTPS_LISTEN must be PORT or IPV4:PORT"),
-    ("PUBLIC_HTTPS_PORT", "0", "PUBLIC_HTTPS_PORT must be >= 1"),
+    ("HTTPS_PORT", "0", "HTTPS_PORT must be >= 1"),
     ("RESOLVER", "dns.example", "RESOLVER must be space-separated IP addresses"),
     ("NGINX_STATIC_CACHE_SIZE", "lots", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
     ("NGINX_STATIC_CACHE_SIZE", "0m", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
@@ -111,6 +111,15 @@ def test_static_cache_defaults(make_nginx) -> None:
     assert run_entrypoint(run.env, "check").returncode == 0
     assert "max_size=64m " in (run.root / "conf" / "nginx.conf").read_text()
     assert "proxy_cache_valid 200 10m;" in (run.root / "conf" / "snippets" / "odoo.conf").read_text()
+
+
+def test_deprecated_public_https_port_still_works_with_one_warning(make_nginx) -> None:
+    run = make_nginx(PUBLIC_HTTPS_PORT="8443")
+    r = run_entrypoint(run.env, "check")
+    assert r.returncode == 0, r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if "deprecated" in ln]
+    assert warnings == ["entrypoint: warning: PUBLIC_HTTPS_PORT is deprecated; use HTTPS_PORT"]
+    assert "return 308 https://$host:8443$request_uri;" in (run.root / "conf" / "nginx.conf").read_text()
 
 
 def test_domain_is_case_insensitive(make_nginx) -> None:

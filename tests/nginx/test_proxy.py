@@ -209,7 +209,7 @@ def test_plain_http_redirects_with_308_except_health(nginx: NginxRun) -> None:
 
 
 def test_redirect_names_the_public_https_port_when_not_443(make_nginx) -> None:
-    run = make_nginx(PUBLIC_HTTPS_PORT="8443").start()
+    run = make_nginx(HTTPS_PORT="8443").start()
     resp = request(run.http_port, TENANT, "/x", tls=False)
     assert (resp.status, resp.headers["Location"]) == (308, f"https://{TENANT}:8443/x")
 
@@ -365,9 +365,13 @@ def test_upstream_down_gives_a_502_page_with_headers(make_nginx) -> None:
 def test_healthcheck_script_probes_the_plain_listener(nginx: NginxRun) -> None:
     def probe(port: int) -> subprocess.CompletedProcess:
         return subprocess.run([str(REPO / "nginx" / "healthcheck.sh")], capture_output=True, text=True,
-                              env={"NGINX_HTTP_LISTEN": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin"},
+                              env={"NGINX_HTTP_LISTEN": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin",
+                                   "LOOMWORKS_LIB": nginx.env["LOOMWORKS_LIB"]},
                               check=False)
 
     ok = probe(nginx.http_port)
     assert ok.returncode == 0, ok.stderr
-    assert probe(free_port()).returncode != 0
+    bad = probe(free_port())
+    assert bad.returncode != 0
+    assert bad.stderr.count("\n") == 1, bad.stderr
+    assert bad.stderr.startswith("healthcheck: error: GET /nginx-health"), bad.stderr

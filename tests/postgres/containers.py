@@ -48,8 +48,8 @@ class Stack:
 
     def run(self, vols: dict[str, str], command: list[str] | None = None, env: dict[str, str] | None = None,
             network: str | None = None, alias: str | None = None, **kw) -> Container:
-        environment = {"POSTGRES_PASSWORD": PASSWORD, "APP_DB_USER": "odoo",
-                       "APP_DB_PASSWORD": APP_PASSWORD, "POSTGRES_DB": "loomworks"}
+        environment = {"POSTGRES_PASSWORD": PASSWORD, "DB_USER": "odoo",
+                       "DB_PASSWORD": APP_PASSWORD, "POSTGRES_DB": "loomworks"}
         environment.update(env or {})
         environment = {k: v for k, v in environment.items() if v is not None}
         c = self.client.containers.create(
@@ -101,9 +101,9 @@ def wait_healthy(c: Container, timeout: float = 90) -> None:
         c.reload()
         if c.status == "exited":
             raise AssertionError(f"container exited:\n{c.logs().decode()[-3000:]}")
-        return exec_sh(c, ["pg-healthcheck"])[0] == 0
+        return exec_sh(c, ["docker-healthcheck.sh"])[0] == 0
 
-    wait_for(ok, timeout, f"{c.name} to answer pg-healthcheck", interval=0.3)
+    wait_for(ok, timeout, f"{c.name} to answer docker-healthcheck.sh", interval=0.3)
 
 
 def host_port(c: Container) -> int:

@@ -235,7 +235,7 @@ def test_restore_wal_round_trip_missing_and_corrupt(work):
 
     def restore(name: str) -> subprocess.CompletedProcess:
         cmd = ["runuser", "-u", "postgres", "--", str(restore_wal), name, str(dest), str(arch)]
-        return subprocess.run(cmd, capture_output=True, text=True)
+        return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **LIB_ENV})
 
     assert restore(NAME).returncode == 0
     assert dest.read_bytes() == seg.read_bytes()

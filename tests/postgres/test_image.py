@@ -123,8 +123,8 @@ def test_persistence_init_idempotence_secrets_and_fast_shutdown(stack):
         secret.unlink()
         secret_dir.rmdir()
 
-    c2 = stack.run(vols, env={"POSTGRES_PASSWORD": "a-different-password", "APP_DB_USER": None,
-                              "APP_DB_PASSWORD": None})
+    c2 = stack.run(vols, env={"POSTGRES_PASSWORD": "a-different-password", "DB_USER": None,
+                              "DB_PASSWORD": None})
     wait_healthy(c2)
     logs2 = c2.logs().decode()
     assert "existing cluster" in logs2 and "initialising" not in logs2
@@ -145,10 +145,10 @@ def _bind(src: Path, target: str):
     ("env", "message"),
     [
         ({"POSTGRES_PASSWORD": None}, "POSTGRES_PASSWORD is required"),
-        ({"APP_DB_PASSWORD": None}, "APP_DB_PASSWORD (or APP_DB_PASSWORD_FILE) is required"),
-        ({"APP_DB_USER": None}, "APP_DB_PASSWORD is set but APP_DB_USER is empty"),
+        ({"DB_PASSWORD": None}, "DB_PASSWORD (or DB_PASSWORD_FILE) is required"),
+        ({"DB_USER": None}, "DB_PASSWORD is set but DB_USER is empty"),
         ({"POSTGRES_USER": "Bad-Name"}, "POSTGRES_USER must be a lower-case SQL name"),
-        ({"APP_DB_USER": "postgres"}, "APP_DB_USER must differ from POSTGRES_USER"),
+        ({"DB_USER": "postgres"}, "DB_USER must differ from POSTGRES_USER"),
         ({"POSTGRES_PASSWORD_FILE": "/run/secrets/x"}, "both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE"),
         ({"POSTGRES_PASSWORD": None, "POSTGRES_PASSWORD_FILE": "/nope"},
          "POSTGRES_PASSWORD_FILE: cannot read"),
@@ -166,6 +166,17 @@ def test_bad_environment_stops_with_one_clear_line(stack, env, message):
     assert message in errors[0]
     assert "initialising" not in out
     assert PASSWORD not in out and APP_PASSWORD not in out
+
+
+def test_deprecated_app_db_names_still_create_the_login_with_one_warning_each(stack):
+    c = stack.run(stack.volume_set(), env={"DB_USER": None, "DB_PASSWORD": None, "APP_DB_USER": "odoo",
+                                           "APP_DB_PASSWORD": APP_PASSWORD})
+    wait_healthy(c)
+    out = c.logs().decode()
+    for old, new in (("APP_DB_USER", "DB_USER"), ("APP_DB_PASSWORD", "DB_PASSWORD")):
+        assert out.count(f"entrypoint: warning: {old} is deprecated; use {new}\n") == 1, out
+    assert "created login role odoo" in out and APP_PASSWORD not in out
+    connect(c, "odoo", APP_PASSWORD).close()
 
 
 def test_restart_does_not_reinitialise_and_files_belong_to_postgres(stack):

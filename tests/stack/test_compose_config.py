@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,42 @@ pytestmark = [
 
 DEV = ("docker-compose.yml", "docker-compose.dev.yml")
 VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
+# The image folder of each service, whose `defaults` function owns its settings' defaults.
+IMAGE_DIRS = {"postgres": "postgres", "redis": "redis", "odoo": "docker", "nginx": "nginx"}
+DEFAULT_RE = re.compile(r"\$\{([A-Z0-9_]+):=([^}]*)\}")
+RENAMED_RE = re.compile(r"^\s*renamed ([A-Z0-9_]+) ([A-Z0-9_]+)$", re.M)
+
+
+def image_defaults(service: str) -> dict[str, set[str]]:
+    """VAR -> its default(s) in the `defaults` function of the service's image (entrypoint.sh,
+    or lib/*.sh when the image's other programs share it); two values = a conditional one."""
+    folder = REPO / IMAGE_DIRS[service]
+    for f in [folder / "entrypoint.sh", *sorted((folder / "lib").glob("*.sh"))]:
+        body = re.search(r"^defaults\(\) \{\n(.*?)^\}", f.read_text(), re.M | re.S) if f.is_file() else None
+        if body:
+            found: dict[str, set[str]] = {}
+            for var, value in DEFAULT_RE.findall(body.group(1)):
+                found.setdefault(var, set()).add(value)
+            return found
+    raise AssertionError(f"{service}: no defaults function in {folder}")
+
+
+def deprecated_names(service: str) -> dict[str, str]:
+    """OLD -> NEW: the names the service's entrypoint still reads, with a warning."""
+    return dict(RENAMED_RE.findall((REPO / IMAGE_DIRS[service] / "entrypoint.sh").read_text()))
+
+
+def bare_config(files: tuple[str, ...]) -> dict:
+    """`docker compose config` with neither .env nor shell variables: value-less
+    (pass-through) environment entries show as null."""
+    st = Stack(files=files)
+    try:
+        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+        r = subprocess.run(st.cmd("config", "--format", "json"), env=env, cwd=REPO, capture_output=True,
+                           text=True, check=True)
+    finally:
+        st.env_file.unlink(missing_ok=True)
+    return json.loads(r.stdout)
 
 
 def seconds(duration: str) -> float:
@@ -108,9 +147,14 @@ def test_production_settings(base):
     odoo = base["services"]["odoo"]
     env = odoo["environment"]
     assert env["PROXY_MODE"] == "True"
-    assert env["DB_NAME"] == "loomworks" and env["DBFILTER"] == "" and env["LIST_DB"] == "false"
-    assert int(env["WORKERS"]) >= 2
-    assert seconds(odoo["stop_grace_period"]) > int(env["GRACEFUL_TIMEOUT"])
+    assert env["DB_NAME"] == "loomworks" and env["LIST_DB"] == "false"
+    # Passed through unset: the image's defaults apply (an empty dbfilter, 2 workers, 30 s).
+    odoo_defaults = image_defaults("odoo")
+    bare = bare_config(("docker-compose.yml",))["services"]["odoo"]["environment"]
+    assert bare["DBFILTER"] is None and odoo_defaults["DBFILTER"] == {""}
+    assert bare["WORKERS"] is None and int(*odoo_defaults["WORKERS"]) >= 2
+    assert bare["GRACEFUL_TIMEOUT"] is None
+    assert seconds(odoo["stop_grace_period"]) > int(*odoo_defaults["GRACEFUL_TIMEOUT"])
     assert env["REDIS_HOST"] == "redis" and env["REDIS_PASSWORD_FILE"].startswith("/run/secrets/")
     st = Stack(extra_env={"DBFILTER": "^%d$", "DB_NAME": ""})
     env = st.config()["services"]["odoo"]["environment"]
@@ -144,9 +188,11 @@ def test_production_secrets_dir_switches_every_secret(tmp_path):
     assert all(s["file"].startswith(str(tmp_path)) for n, s in cfg["secrets"].items() if n != "ca")
 
 
-def test_nginx_static_cache_settings_pass_through(base):
-    env = base["services"]["nginx"]["environment"]
-    assert (env["NGINX_STATIC_CACHE_SIZE"], env["NGINX_STATIC_CACHE_VALID"]) == ("64m", "10m")
+def test_nginx_static_cache_settings_pass_through():
+    # Unset: not passed, nginx's own defaults apply (tests/nginx: test_static_cache_defaults).
+    env = bare_config(("docker-compose.yml",))["services"]["nginx"]["environment"]
+    assert (env["NGINX_STATIC_CACHE_SIZE"], env["NGINX_STATIC_CACHE_VALID"]) == (None, None)
+    assert image_defaults("nginx")["NGINX_STATIC_CACHE_SIZE"] == {"64m"}
     st = Stack(extra_env={"NGINX_STATIC_CACHE_SIZE": "128m", "NGINX_STATIC_CACHE_VALID": "1h"})
     env = st.config()["services"]["nginx"]["environment"]
     assert (env["NGINX_STATIC_CACHE_SIZE"], env["NGINX_STATIC_CACHE_VALID"]) == ("128m", "1h")
@@ -161,16 +207,74 @@ def test_image_build_args_pass_only_when_set(base):
 
 
 def test_env_example_documents_every_variable_with_its_default():
+    """Each line against its owner: compose's `${VAR:-default}` for the stack's own and
+    Compose-only settings, the image's `defaults` function for what compose passes through."""
     used: dict[str, set[str]] = {}
     for f in DEV:
         code = "\n".join(ln for ln in (REPO / f).read_text().splitlines() if not ln.lstrip().startswith("#"))
         for var, default in VAR_RE.findall(code):
             used.setdefault(var, set()).add(default)
+    passed: dict[str, set[str]] = {}  # value-less environment entries -> services
+    for cfg in (bare_config(("docker-compose.yml",)), bare_config(DEV)):
+        for name, svc in cfg["services"].items():
+            for var, value in (svc.get("environment") or {}).items():
+                if value is None:
+                    passed.setdefault(var, set()).add(name)
+    deprecated: set[str] = set()
+    for var, services in passed.items():
+        for svc in services:
+            renamed = deprecated_names(svc)
+            if var in renamed:  # an old name, passed too so that old .env files still work
+                assert renamed[var] in passed, f"{svc}: {var} is passed but not {renamed[var]}"
+                deprecated.add(var)
+                continue
+            defaults = image_defaults(svc)
+            assert var in defaults, f"{svc}: {var} is passed through but has no default in its image"
+            used.setdefault(var, set()).update(defaults[var])
     documented = dict(re.findall(r"^([A-Z0-9_]+)=(.*)$", (REPO / ".env.example").read_text(), re.M))
     missing = sorted(set(used) - set(documented))
     assert not missing, f".env.example lacks {missing}"
+    # Compose's own variable; every other line is read by compose (no stale or deprecated name).
+    unread = sorted(set(documented) - set(used) - {"COMPOSE_BAKE"})
+    assert not unread, f".env.example lists names nothing reads: {unread}"
+    assert not deprecated & set(documented), deprecated & set(documented)
+
+    def resolved(value: str) -> str:  # a default naming another setting, e.g. $POSTGRES_USER
+        return re.sub(r"\$\{?([A-Z0-9_]+)\}?", lambda m: documented[m[1]], value)
+
     for var, defaults in used.items():
-        assert defaults == {documented[var]}, f"{var}: compose {defaults} vs .env.example {documented[var]!r}"
+        defaults = {resolved(d) for d in defaults}
+        assert defaults == {documented[var]}, f"{var}: owner {defaults} vs .env.example {documented[var]!r}"
+
+
+def test_readme_defaults_are_their_owners():
+    """A default shown in an image README's environment table is its image's `defaults` value
+    (`A` / `B` rows pairwise; "empty" = ""); settings without a literal default are skipped."""
+    tick = re.compile(r"`([^`]*)`")
+    for service, folder in IMAGE_DIRS.items():
+        owner = image_defaults(service)
+        text = (REPO / folder / "README.md").read_text()
+        table = re.search(r"^#+ Environment\n(.*?)(?=^#|\Z)", text, re.M | re.S)
+        assert table, f"{folder}/README.md: no Environment section"
+        checked = 0
+        for row in re.findall(r"^\| (`.*)$", table.group(1), re.M):
+            name_cell, default_cell = (c.strip() for c in row.split(" | ")[:2])
+            names = [n for n in tick.findall(name_cell) if n in owner]
+            if any("$(" in v for n in names for v in owner[n]):
+                continue  # computed at start (e.g. nginx's RESOLVER)
+            values = tick.findall(default_cell)
+            if not names:
+                continue
+            if len(names) > 1:
+                assert [{v} for v in values] == [owner[n] for n in names], row
+            elif default_cell == "empty":
+                assert owner[names[0]] == {""}, row
+            elif values:
+                assert set(values) == owner[names[0]], row
+            else:
+                continue
+            checked += 1
+        assert checked >= 4, f"{folder}/README.md: {checked} defaults checked"
 
 
 def test_dev_override_mounts_addons_debugger_and_no_limits(dev, tmp_path):
@@ -183,8 +287,9 @@ def test_dev_override_mounts_addons_debugger_and_no_limits(dev, tmp_path):
     assert debug and debug[0]["host_ip"] == "127.0.0.1"
     env = odoo["environment"]
     assert env["WORKERS"] == "0" and env["DEBUGPY_PORT"] == "5678"
-    dev_arg = [a for a in odoo["command"] if a.startswith("--dev=")]
-    assert dev_arg and set(dev_arg[0][6:].split(",")) >= {"reload", "qweb", "xml"}
+    # Dev mode is set one way: ODOO_DEV_MODE, which the entrypoint passes as --dev.
+    assert not odoo.get("command"), odoo.get("command")
+    assert set(env["ODOO_DEV_MODE"].split(",")) >= {"reload", "qweb", "xml"}
     for name, svc in dev["services"].items():
         assert "resources" not in (svc.get("deploy") or {}), name
     # Threaded Odoo serves the websocket on 8069 itself.

@@ -51,9 +51,9 @@ def make_readable(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def dev_image(erp_image: str) -> str:
-    from tests.support.images import build
+    from tests.support.images import build, tag
 
-    return build("loomworks/erp-dev:test")
+    return build(tag("erp-dev"))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def addons(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def dev_stack(dev_image, postgres_image, nginx_image, redis_image, addons: Path) -> Iterator[Stack]:
-    st = Stack(files=DEV, tag="test", extra_env={"LOOMWORKS_ADDONS_DIR": str(addons)})
+    st = Stack(files=DEV, tag=dev_image.rsplit(":", 1)[1], extra_env={"LOOMWORKS_ADDONS_DIR": str(addons)})
     try:
         st.up()
         st.wait_healthy(timeout=900)
@@ -128,9 +128,9 @@ def dap_initialize(port: int, timeout: float = 15) -> dict:
     raise TimeoutError("no initialize response")
 
 
-def test_dev_stack_is_healthy_with_the_threaded_server(dev_stack: Stack):
+def test_dev_stack_is_healthy_with_the_threaded_server(dev_stack: Stack, dev_image: str):
     attrs = dev_stack.inspect("odoo")
-    assert attrs["Config"]["Image"] == "loomworks/erp-dev:test"
+    assert attrs["Config"]["Image"] == dev_image
     assert attrs["HostConfig"]["NanoCpus"] == 0 and attrs["HostConfig"]["Memory"] == 0
     assert requests.get(local(dev_stack, "/web/health"), timeout=10).status_code == 200
     assert get_text(local(dev_stack, "/lwtest/live")) == "v1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -9,12 +10,38 @@ import pytest
 
 pytestmark = pytest.mark.unit
 
-COMMON = Path(__file__).resolve().parents[2] / "docker" / "lib" / "common.sh"
+REPO = Path(__file__).resolve().parents[2]
+COMMON = REPO / "docker" / "lib" / "common.sh"
 
 
-def sh(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    prog = f"set -Eeuo pipefail; LOG_PREFIX=t; . {COMMON}; {script}"
-    return subprocess.run(["bash", "-c", prog], capture_output=True, text=True, env=env or {}, check=False)
+def sh(script: str, env: dict[str, str] | None = None, name: str = "t") -> subprocess.CompletedProcess:
+    """Run ``script`` after sourcing common.sh as a program called ``name`` ($0)."""
+    prog = f"set -Eeuo pipefail; . {COMMON}; {script}"
+    return subprocess.run(["bash", "-c", prog, name], capture_output=True, text=True, env=env or {},
+                          check=False)
+
+
+@pytest.mark.parametrize(("program", "prefix"), [
+    ("/usr/local/bin/docker-entrypoint.sh", "entrypoint"), ("docker-healthcheck.sh", "healthcheck"),
+    ("/usr/local/bin/archive-wal", "archive-wal"), ("docker/build-base-image", "build-base-image"),
+    ("nginx/entrypoint.sh", "entrypoint"),
+])
+def test_log_prefix_is_the_program_name(program, prefix):
+    r = sh('log hello; die "bad thing"', name=program)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [f"{prefix}: hello", f"{prefix}: error: bad thing"]
+
+
+def test_renamed_setting_still_works_with_one_warning():
+    show = 'renamed OLD_N NEW_N; printf "%s|%s" "${NEW_N-unset}" "${OLD_N-unset}"'
+    r = sh(show, {"OLD_N": "4"})
+    assert (r.returncode, r.stdout) == (0, "4|unset")
+    assert r.stderr.splitlines() == ["t: warning: OLD_N is deprecated; use NEW_N"]
+    r = sh(show, {"OLD_N": "4", "NEW_N": "6"})
+    assert r.stdout == "6|unset"
+    assert r.stderr.splitlines() == ["t: warning: OLD_N is deprecated and ignored (NEW_N is set); use NEW_N"]
+    r = sh(show, {"NEW_N": "6"})
+    assert (r.stdout, r.stderr) == ("6|unset", "")
 
 
 def test_file_env_reads_the_file_and_unsets_the_file_var(tmp_path):
@@ -83,3 +110,20 @@ def test_wait_until_backs_off_and_gives_up(tmp_path):
     r = sh("wait_until never 0 false")
     assert r.returncode == 1
     assert not flag.exists()
+
+
+def test_every_image_script_sources_common_sh_one_way_and_keeps_the_prefix_rule():
+    """The four images' programs and the host scripts: one sourcing line, no LOG_PREFIX of
+    their own, no die/log of their own."""
+    source = re.compile(r'^\. "\$\{LOOMWORKS_LIB:-.+\}/common\.sh"$', re.M)
+    scripts = sorted(p for d in ("docker", "postgres", "nginx", "redis", ".ci") for p in (REPO / d).rglob("*")
+                     if p.is_file() and p.read_bytes().startswith(b"#!/usr/bin/env bash"))
+    names = {str(p.relative_to(REPO)) for p in scripts}
+    assert {"docker/entrypoint.sh", "postgres/healthcheck.sh", "docker/bin/fetch-verified"} <= names
+    for p in scripts:
+        text = p.read_text()
+        if p.name == "run" and p.parent.name == ".ci":
+            continue  # CI driver: no shared helpers
+        assert len(source.findall(text)) == 1, f"{p}: not sourcing common.sh the one way"
+        assert "LOG_PREFIX" not in text, p
+        assert not re.search(r"^(die|log)\(\)", text, re.M), f"{p} defines its own die/log"

@@ -4,6 +4,7 @@ optional downloads of the image (Odoo's source archive, a wkhtmltox .deb) go thr
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,8 @@ from tests.support.fileserver import serve_dir
 
 pytestmark = pytest.mark.unit
 
-SCRIPT = Path(__file__).resolve().parents[2] / "docker" / "bin" / "fetch-verified"
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "docker" / "bin" / "fetch-verified"
 PAYLOAD = b"odoo-archive-bytes\n" * 100
 GOOD = hashlib.sha256(PAYLOAD).hexdigest()
 
@@ -28,7 +30,8 @@ def server(tmp_path_factory) -> Iterator[str]:
 
 
 def fetch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, check=False)
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, check=False,
+                          env={**os.environ, "LOOMWORKS_LIB": str(REPO / "docker" / "lib")})
 
 
 def test_matching_checksum_keeps_the_file(server, tmp_path):
@@ -36,7 +39,7 @@ def test_matching_checksum_keeps_the_file(server, tmp_path):
     r = fetch(f"{server}/odoo.tar.gz", GOOD.upper(), str(out), "ODOO_SHA256")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == PAYLOAD
-    assert f"sha256 {GOOD} matches ODOO_SHA256" in r.stdout
+    assert f"sha256 {GOOD} matches ODOO_SHA256" in r.stderr
 
 
 def test_mismatch_fails_with_one_line_and_deletes_the_file(server, tmp_path):
@@ -60,7 +63,7 @@ def test_optional_checksum_missing_warns_with_the_sum_to_pin(server, tmp_path):
     out = tmp_path / "o.tgz"
     r = fetch(f"{server}/odoo.tar.gz", "", str(out), "ODOO_SHA256", "optional")
     assert r.returncode == 0, r.stderr
-    assert f"NOT verified (ODOO_SHA256 not given); its sha256 is {GOOD}" in r.stdout
+    assert f"NOT verified (ODOO_SHA256 not given); its sha256 is {GOOD}" in r.stderr
 
 
 @pytest.mark.parametrize(("url", "sha", "message"), [

@@ -10,19 +10,22 @@
 #
 # Started as root, it fixes the ownership of the volumes and re-executes itself as the
 # postgres user (uid/gid 999) with setpriv; started as postgres it skips that step.
+# Every variable is documented in postgres/README.md; defaults: `defaults` in lib/pg.sh.
 set -Eeuo pipefail
 
-LOG_PREFIX=postgres-entrypoint
 # shellcheck source=docker/lib/common.sh
 . "${LOOMWORKS_LIB:-/usr/local/lib/loomworks}/common.sh"
+# shellcheck source=postgres/lib/pg.sh
+. "$(lib_path pg.sh)"
 
-: "${PGDATA:=/var/lib/postgresql/data}"
-: "${WAL_ARCHIVE_DIR:=/wal_archive}"
-: "${BACKUP_DIR:=/backups}"
-export PGDATA WAL_ARCHIVE_DIR BACKUP_DIR
-PGBIN=/usr/lib/postgresql/15/bin
 SOCKET_DIR=/var/run/postgresql
 NAME_RE='^[a-z_][a-z0-9_]{0,62}$'
+
+# The volumes' paths (Dockerfile ENV) are set.
+require_layout() {
+	local var
+	for var in PGDATA WAL_ARCHIVE_DIR BACKUP_DIR; do require_nonempty "$var"; done
+}
 
 # As root: own the volumes (only what is not ours yet), then continue as postgres.
 drop_privileges() {
@@ -36,30 +39,37 @@ drop_privileges() {
 	exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 }
 
+# Names of the application login before it shared Odoo's names; they still work.
+deprecated_names() {
+	renamed APP_DB_USER DB_USER
+	renamed APP_DB_PASSWORD DB_PASSWORD
+	renamed APP_DB_PASSWORD_FILE DB_PASSWORD_FILE
+}
+
 # Validate the environment; passwords come from VAR or VAR_FILE and are never printed.
 load_env() {
-	: "${POSTGRES_USER:=postgres}"
+	deprecated_names
+	defaults
 	[[ $POSTGRES_USER =~ $NAME_RE ]] ||
 		die "POSTGRES_USER must be a lower-case SQL name ([a-z_][a-z0-9_]*, max 63), got '$POSTGRES_USER'"
-	: "${POSTGRES_DB:=$POSTGRES_USER}"
 	[[ $POSTGRES_DB =~ $NAME_RE ]] ||
 		die "POSTGRES_DB must be a lower-case SQL name ([a-z_][a-z0-9_]*, max 63), got '$POSTGRES_DB'"
 	file_env POSTGRES_PASSWORD
-	file_env APP_DB_PASSWORD
-	if [[ -n ${APP_DB_USER:-} ]]; then
-		[[ $APP_DB_USER =~ $NAME_RE ]] ||
-			die "APP_DB_USER must be a lower-case SQL name ([a-z_][a-z0-9_]*, max 63), got '$APP_DB_USER'"
-		[[ $APP_DB_USER != "$POSTGRES_USER" ]] || die "APP_DB_USER must differ from POSTGRES_USER ($POSTGRES_USER)"
+	file_env DB_PASSWORD
+	if [[ -n ${DB_USER:-} ]]; then
+		[[ $DB_USER =~ $NAME_RE ]] ||
+			die "DB_USER must be a lower-case SQL name ([a-z_][a-z0-9_]*, max 63), got '$DB_USER'"
+		[[ $DB_USER != "$POSTGRES_USER" ]] || die "DB_USER must differ from POSTGRES_USER ($POSTGRES_USER)"
 	fi
 	export POSTGRES_USER POSTGRES_DB
 }
 
 require_init_env() {
 	require_nonempty POSTGRES_PASSWORD
-	if [[ -n ${APP_DB_USER:-} ]]; then
-		[[ -n ${APP_DB_PASSWORD:-} ]] || die "APP_DB_PASSWORD (or APP_DB_PASSWORD_FILE) is required when APP_DB_USER is set"
-	elif [[ -n ${APP_DB_PASSWORD:-} ]]; then
-		die "APP_DB_PASSWORD is set but APP_DB_USER is empty; set both or neither"
+	if [[ -n ${DB_USER:-} ]]; then
+		[[ -n ${DB_PASSWORD:-} ]] || die "DB_PASSWORD (or DB_PASSWORD_FILE) is required when DB_USER is set"
+	elif [[ -n ${DB_PASSWORD:-} ]]; then
+		die "DB_PASSWORD is set but DB_USER is empty; set both or neither"
 	fi
 }
 
@@ -95,10 +105,10 @@ create_objects() {
 	if [[ $POSTGRES_DB != postgres ]]; then
 		"${psql[@]}" -v db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
 	fi
-	if [[ -n ${APP_DB_USER:-} ]]; then
+	if [[ -n ${DB_USER:-} ]]; then
 		# \getenv keeps the password out of argv (ps) and out of any file.
-		"${psql[@]}" -v role="$APP_DB_USER" <<-'SQL'
-			\getenv pw APP_DB_PASSWORD
+		"${psql[@]}" -v role="$DB_USER" <<-'SQL'
+			\getenv pw DB_PASSWORD
 			CREATE ROLE :"role" LOGIN CREATEDB NOSUPERUSER NOCREATEROLE NOREPLICATION PASSWORD :'pw';
 		SQL
 	fi
@@ -117,22 +127,23 @@ init_cluster() {
 	write_hba
 	ensure_include
 	create_objects
-	[[ -z ${APP_DB_USER:-} ]] || log "created login role $APP_DB_USER (LOGIN CREATEDB NOSUPERUSER)"
+	[[ -z ${DB_USER:-} ]] || log "created login role $DB_USER (LOGIN CREATEDB NOSUPERUSER)"
 	log "initialisation complete"
 }
 
 run_server() {
 	load_env
+	pg_bin
 	if [[ -s $PGDATA/PG_VERSION ]]; then
 		local v
 		v=$(<"$PGDATA/PG_VERSION")
-		[[ $v == 15 ]] || die "PGDATA $PGDATA holds a PostgreSQL $v cluster; this image runs 15 (upgrade with pg_upgrade first)"
+		[[ $v == "$PG_MAJOR" ]] || die "PGDATA $PGDATA holds a PostgreSQL $v cluster; this image runs $PG_MAJOR (upgrade with pg_upgrade first)"
 		log "existing cluster in $PGDATA; skipping initialisation"
 	else
 		init_cluster
 	fi
 	ensure_include
-	unset POSTGRES_PASSWORD APP_DB_PASSWORD
+	unset POSTGRES_PASSWORD DB_PASSWORD
 	exec "$PGBIN/postgres" -D "$PGDATA" "$@"
 }
 
@@ -140,6 +151,7 @@ main() {
 	if [[ ${1:-} == -* || $# -eq 0 ]]; then set -- postgres "$@"; fi
 	case $1 in
 	postgres | backup | verify-archive | restore)
+		require_layout
 		if [[ $(id -u) == 0 ]]; then drop_privileges "$@"; fi
 		[[ $(id -un) == postgres ]] || die "must run as root or as the postgres user, not $(id -un)"
 		;;
