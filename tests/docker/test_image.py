@@ -37,7 +37,7 @@ def test_runs_as_uid_1000(docker_client, erp_image):
 def test_no_build_tools_headers_or_caches(docker_client, erp_image):
     script = (
         "for t in gcc cc c++ make pip pip3; do command -v $t && echo FOUND $t; done; "
-        "ls /usr/include/python3.11 /usr/include/postgresql 2>/dev/null && echo FOUND headers; "
+        "for d in /usr/include/python3.11 /usr/include/postgresql; do test -e $d && echo FOUND $d; done; "
         "ls /var/lib/apt/lists | grep -v -e lock -e partial && echo FOUND apt-lists; "
         "test -e /root/.cache && echo FOUND pip-cache; "
         "ls /var/cache/apt/archives/ | grep -q '[.]deb$' && echo FOUND apt-archives; "
