@@ -5,15 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.postgres.containers import (
-    Stack,
-    exec_sh,
-    psql,
-    server_now,
-    wait_clock_past,
-    wait_exited,
-    wait_healthy,
-)
+from tests.support.containers import Postgres, exec_sh, pg_ready, psql, wait_exited
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
@@ -21,9 +13,19 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def stack(docker_client, postgres_image):
-    s = Stack(docker_client, postgres_image)
+    s = Postgres(docker_client, image=postgres_image)
     yield s
     s.cleanup()
+
+
+def server_now(c) -> str:
+    return psql(c, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+
+
+def wait_clock_past(c, instant: str) -> None:
+    """Poll until the server's clock is strictly past ``instant`` (commit times must differ)."""
+    wait_for(lambda: psql(c, f"SELECT now() > '{instant}'::timestamptz + interval '10 ms'") == "t",
+             10, "the server clock to move past the noted time", interval=0.02)
 
 
 def switch_and_wait(c) -> str:
@@ -44,8 +46,8 @@ def stop(c) -> None:
 def test_pitr_drill_end_to_end(stack):
     net = stack.network()
     vols = stack.volume_set()
-    server = stack.run(vols, network=net, alias="postgres")
-    wait_healthy(server)
+    server = stack.run(vols, network=net, aliases=["postgres"])
+    pg_ready(server)
     psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
 
     # base backup from a one-shot container over the network, as `docker compose run --rm postgres backup`
@@ -72,7 +74,7 @@ def test_pitr_drill_end_to_end(stack):
     assert rc == 0, out
     assert "restore complete" in out
     s2 = stack.run(latest)
-    wait_healthy(s2)
+    pg_ready(s2)
     assert tags(s2) == ["A", "B"]
     assert psql(s2, "SELECT pg_is_in_recovery()") == "f"
     stop(s2)
@@ -82,7 +84,7 @@ def test_pitr_drill_end_to_end(stack):
     rc, out = stack.one_shot(pitr, ["restore", "--target-time", noted])
     assert rc == 0, out
     s3 = stack.run(pitr)
-    wait_healthy(s3)
+    pg_ready(s3)
     assert tags(s3) == ["A"]
     # the restored cluster archives its new timeline; the archive stays consistent
     psql(s3, "INSERT INTO drill VALUES ('C')", db="loomworks")
@@ -130,14 +132,14 @@ def test_restore_without_backup_says_so(stack):
 def test_backup_inside_running_container_uses_the_socket(stack):
     """`docker compose exec -u postgres postgres pg-backup`: no password needed on the socket."""
     c = stack.run(stack.volume_set())
-    wait_healthy(c)
+    pg_ready(c)
     r = c.exec_run(["pg-backup"], user="postgres", demux=True)
     stdout, stderr = (part.decode() if part else "" for part in r.output)
     assert r.exit_code == 0, stdout + stderr
     # stdout carries the path alone (stderr the log line, in no fixed order with it)
     path = stdout.strip()
     assert path.startswith("/backups/2"), stdout
-    rc, out = exec_sh(c, ["pg_verifybackup", "-q", "-i", "loomworks-backup.info", path])
+    rc, out = exec_sh(c, ["pg_verifybackup", "-q", "-i", "loomworks-backup.info", path], "postgres")
     assert rc == 0, out
     rc, out = exec_sh(c, ["stat", "-c", "%a %U", "/backups", path])
     assert out.split() == ["700", "postgres", "700", "postgres"]
