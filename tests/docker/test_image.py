@@ -6,18 +6,14 @@ import subprocess
 
 import pytest
 
+from tests.support.containers import run_once
 from tests.support.images import REPO, build_args_for_host
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 
 
-def run(docker_client, image: str, *cmd: str, entrypoint=None, user=None) -> tuple[int, str]:
-    c = docker_client.containers.run(image, list(cmd), entrypoint=entrypoint, user=user, detach=True)
-    try:
-        rc = c.wait(timeout=120)["StatusCode"]
-        return rc, c.logs().decode(errors="replace")
-    finally:
-        c.remove(force=True)
+def run(docker_client, image: str, *cmd: str, user=None) -> tuple[int, str]:
+    return run_once(docker_client, image, list(cmd), user=user)
 
 
 def test_size_under_1gb(docker_client, erp_image):

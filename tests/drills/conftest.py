@@ -1,5 +1,5 @@
-"""Drill fixtures: one Compose project per test module (``lwtest-drill-*``), built from
-tests/stack's ``Stack`` helper, and a recorder for the results table (tests/drills/report.py).
+"""Drill fixtures: one Compose project per test module (``lwtest-drill-*``, the kit's
+``Stack``), and a recorder for the results table (tests/drills/report.py).
 
 ``LW_DRILL_RESULTS`` names a JSON-lines file: each drill appends
 ``{"drill", "outcome", "recover_s", "test"}``. Without it the line is only printed.
@@ -10,26 +10,18 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.stack.compose import Stack
+from tests.support.compose import Stack
 
-
-def drill_project() -> str:
-    return f"lwtest-drill-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def images(erp_image, postgres_image, nginx_image, redis_image) -> str:
-    return "test"
+PREFIX = "lwtest-drill"
 
 
 def start_stack(tag: str, files: tuple[str, ...] = ("docker-compose.yml",),
                 env: dict[str, str] | None = None) -> Stack:
-    st = Stack(files=files, tag=tag, extra_env=env or {}, project=drill_project())
+    st = Stack(files=files, tag=tag, extra_env=env or {}, prefix=PREFIX)
     try:
         start = time.monotonic()
         st.up()
@@ -42,11 +34,11 @@ def start_stack(tag: str, files: tuple[str, ...] = ("docker-compose.yml",),
 
 
 @pytest.fixture(scope="module")
-def stack_factory(images: str) -> Iterator[Callable[..., Stack]]:
+def stack_factory(stack_tag: str) -> Iterator[Callable[..., Stack]]:
     made: list[Stack] = []
 
     def make(files: tuple[str, ...] = ("docker-compose.yml",), env: dict[str, str] | None = None) -> Stack:
-        st = start_stack(images, files, env)
+        st = start_stack(stack_tag, files, env)
         made.append(st)
         return st
 

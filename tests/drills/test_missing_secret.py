@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.drills.conftest import drill_project
-from tests.stack.compose import DEV_SECRETS, Stack
+from tests.support.compose import DEV_SECRETS, Stack
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
@@ -30,11 +29,11 @@ def secrets_copy(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_stack(images: str) -> Iterator:
+def make_stack(stack_tag: str) -> Iterator:
     made: list[Stack] = []
 
     def make(secrets_dir: Path) -> Stack:
-        st = Stack(tag=images, project=drill_project(), extra_env={"SECRETS_DIR": str(secrets_dir)})
+        st = Stack(tag=stack_tag, prefix="lwtest-drill", extra_env={"SECRETS_DIR": str(secrets_dir)})
         made.append(st)
         return st
 

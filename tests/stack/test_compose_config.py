@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack.compose import REPO, SERVICES, Stack, dev_secret
+from tests.support.compose import REPO, SERVICES, Stack, dev_secret
+from tests.support.images import TAG
 
 pytestmark = [
     pytest.mark.unit,
@@ -48,7 +49,7 @@ def test_no_version_key_and_four_services_built_by_the_project(base):
     for name, svc in base["services"].items():
         assert svc["build"]["context"] == str(REPO)
         assert svc["build"]["dockerfile"] == dockerfiles[name]
-        assert svc["image"] == f"loomworks/{names[name]}:test"
+        assert svc["image"] == f"loomworks/{names[name]}:{TAG}"
 
 
 def test_dependencies_wait_for_health(base):
@@ -178,7 +179,7 @@ def test_env_example_documents_every_variable_with_its_default():
 def test_dev_override_mounts_addons_debugger_and_no_limits(dev, tmp_path):
     odoo = dev["services"]["odoo"]
     assert odoo["build"]["target"] == "dev"
-    assert odoo["image"] == "loomworks/erp-dev:test"
+    assert odoo["image"] == f"loomworks/erp-dev:{TAG}"
     binds = {v["target"]: v["source"] for v in odoo["volumes"] if v["type"] == "bind"}
     assert binds["/opt/loomworks/addons"] == str(REPO / "addons")
     debug = [p for p in odoo["ports"] if p["target"] == 5678]
