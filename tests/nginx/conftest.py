@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.nginx.harness import HttpUpstream, NginxRun, WsEchoUpstream, entrypoint_env, make_root
+from tests.support.nginx import NginxRun, entrypoint_env, make_root
+from tests.support.upstreams import HttpUpstream, WsEchoUpstream
 
 
 @pytest.fixture(scope="session")

@@ -172,11 +172,13 @@ class Resources:
     images: list[str] = field(default_factory=list)
 
     def container(self, image: str, command: list[str] | str | None = None, *, role: str = "c",
-                  start: bool = True, network: str | None = None, aliases: list[str] | None = None,
-                  **kw) -> Container:
+                  name: str | None = None, start: bool = True, network: str | None = None,
+                  aliases: list[str] | None = None, **kw) -> Container:
+        """A container named ``name`` (default lwtest-<role>-<random>), started unless ``start``
+        is false, on ``network`` (with ``aliases``) instead of the default bridge."""
         if network and aliases:
             kw["networking_config"] = {network: self.client.api.create_endpoint_config(aliases=aliases)}
-        c = self.client.containers.create(image, command, name=unique(role), detach=True,
+        c = self.client.containers.create(image, command, name=name or unique(role), detach=True,
                                           network=network, **kw)
         self.containers.append(c)
         if start:
