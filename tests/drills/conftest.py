@@ -9,38 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support.compose import Stack
 
-PREFIX = "lwtest-drill"
-
-
-def start_stack(tag: str, files: tuple[str, ...] = ("docker-compose.yml",),
-                env: dict[str, str] | None = None) -> Stack:
-    st = Stack(files=files, tag=tag, extra_env=env or {}, prefix=PREFIX)
-    try:
-        start = time.monotonic()
-        st.up()
-        st.wait_healthy(timeout=900)
-        print(f"\n{st.project}: all healthy {time.monotonic() - start:.1f}s after `up`")
-    except BaseException:
-        st.destroy()
-        raise
-    return st
-
 
 @pytest.fixture(scope="module")
-def stack_factory(stack_tag: str) -> Iterator[Callable[..., Stack]]:
+def stacks(stack_tag: str) -> Iterator[Callable[..., Stack]]:
+    """Factory: ``stacks(files, env, start=True)`` -> a ``lwtest-drill-*`` project of the session's
+    images, up and healthy unless ``start`` is false; all destroyed after the module."""
     made: list[Stack] = []
 
-    def make(files: tuple[str, ...] = ("docker-compose.yml",), env: dict[str, str] | None = None) -> Stack:
-        st = start_stack(stack_tag, files, env)
-        made.append(st)
-        return st
+    def make(files: tuple[str, ...] = ("docker-compose.yml",), env: dict[str, str] | None = None,
+             start: bool = True) -> Stack:
+        made.append(st := Stack(files=files, tag=stack_tag, extra_env=env or {}, prefix="lwtest-drill"))
+        return st.start() if start else st
 
     yield make
     for st in made:

@@ -31,8 +31,8 @@ WORKERS = 4
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory) -> Stack:
-    return stack_factory(files=("docker-compose.yml", OVERRIDE), env={"ODOO_WORKERS": str(WORKERS)})
+def stack(stacks) -> Stack:
+    return stacks(files=("docker-compose.yml", OVERRIDE), env={"ODOO_WORKERS": str(WORKERS)})
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ DURATION = 60.0
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory) -> Stack:
-    return stack_factory()
+def stack(stacks) -> Stack:
+    return stacks()
 
 
 def client(st: Stack, stop_at: float, results: list[tuple[str, int | str]]) -> None:

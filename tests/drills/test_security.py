@@ -38,8 +38,8 @@ READ_ONLY_ROOT = ("odoo", "nginx", "redis")
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory) -> Stack:
-    return stack_factory()
+def stack(stacks) -> Stack:
+    return stacks()
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.nginx import CLIENT_ADDR, NginxRun, entrypoint_env, make_root, request, ws_connect
+from tests.support.nginx import CLIENT_ADDR, NginxRun, request, ws_connect
 from tests.support.odoo import Odoo
 from tests.support.pg import PgCluster
 from tests.support.wait import wait_for
@@ -44,14 +43,11 @@ def odoo(odoo_tree: Path, pg_cluster: PgCluster) -> Iterator[Odoo]:
 
 @pytest.fixture(scope="module")
 def edge(nginx_binary: str, odoo: Odoo) -> Iterator[NginxRun]:
-    root = make_root()
     # threaded Odoo serves /websocket on its HTTP port
-    run = NginxRun(entrypoint_env(root, NGINX_BIN=nginx_binary, LOOMWORKS_DOMAIN=DOMAIN,
-                                  ODOO_HTTP_PORT=str(odoo.port), ODOO_WS_PORT=str(odoo.port)), root)
-    run.start()
-    yield run
-    run.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    run = NginxRun.create(nginx_binary, LOOMWORKS_DOMAIN=DOMAIN, ODOO_HTTP_PORT=str(odoo.port),
+                          ODOO_WS_PORT=str(odoo.port))
+    yield run.start()
+    run.destroy()
 
 
 def authenticate(edge: NginxRun, host: str, db: str) -> dict:

@@ -8,7 +8,6 @@ import pytest
 from tests.support.containers import (
     PG_APP_PASSWORD,
     PG_PASSWORD,
-    Postgres,
     exec_sh,
     pg_ready,
     psql,
@@ -22,20 +21,13 @@ from tests.support.wait import wait_for
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture
-def stack(docker_client, postgres_image):
-    s = Postgres(docker_client, image=postgres_image)
-    yield s
-    s.cleanup()
-
-
 def connect(c, user: str, password: str, db: str = "postgres"):
     return psycopg2.connect(host="127.0.0.1", port=host_port(c, 5432), user=user, password=password,
                             dbname=db, connect_timeout=5)
 
 
-def test_settings_archiving_and_archive_timeout_in_container(stack):
-    c = stack.run(stack.volume_set())
+def test_settings_archiving_and_archive_timeout_in_container(postgres):
+    c = postgres.run(postgres.volume_set())
     pg_ready(c)
     assert psql(c, "SHOW wal_level") == "replica"
     assert psql(c, "SHOW archive_mode") == "on"
@@ -62,8 +54,8 @@ def test_settings_archiving_and_archive_timeout_in_container(stack):
     assert psql(c, "SELECT failed_count FROM pg_stat_archiver") == "0"
 
 
-def test_roles_and_scram_auth_over_tcp(stack):
-    c = stack.run(stack.volume_set())
+def test_roles_and_scram_auth_over_tcp(postgres):
+    c = postgres.run(postgres.volume_set())
     pg_ready(c)
     with connect(c, "odoo", PG_APP_PASSWORD) as conn, conn.cursor() as cur:
         cur.execute("SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles"
@@ -91,9 +83,9 @@ def test_roles_and_scram_auth_over_tcp(stack):
     assert (rc, out.strip()) == (0, "999")
 
 
-def test_persistence_init_idempotence_secrets_and_fast_shutdown(stack, tmp_path):
-    vols = stack.volume_set()
-    c1 = stack.run(vols, env={"POSTGRES_PASSWORD": None, "POSTGRES_PASSWORD_FILE": "/run/secrets/pg"},
+def test_persistence_init_idempotence_secrets_and_fast_shutdown(postgres, tmp_path):
+    vols = postgres.volume_set()
+    c1 = postgres.run(vols, env={"POSTGRES_PASSWORD": None, "POSTGRES_PASSWORD_FILE": "/run/secrets/pg"},
                    volumes=secret_file(tmp_path, "pg", PG_PASSWORD))
     pg_ready(c1)
     c1.reload()
@@ -110,9 +102,9 @@ def test_persistence_init_idempotence_secrets_and_fast_shutdown(stack, tmp_path)
     assert PG_PASSWORD not in logs1 and PG_APP_PASSWORD not in logs1
     idle.close()
     c1.remove(v=False)
-    stack.containers.remove(c1)
+    postgres.containers.remove(c1)
 
-    c2 = stack.run(vols, env={"POSTGRES_PASSWORD": "a-different-password", "APP_DB_USER": None,
+    c2 = postgres.run(vols, env={"POSTGRES_PASSWORD": "a-different-password", "APP_DB_USER": None,
                               "APP_DB_PASSWORD": None})
     pg_ready(c2)
     logs2 = c2.logs().decode()
@@ -139,8 +131,8 @@ def test_persistence_init_idempotence_secrets_and_fast_shutdown(stack, tmp_path)
     ids=["no-password", "app-user-without-password", "app-password-without-user", "bad-user",
          "app-user-is-superuser", "both-password-and-file", "unreadable-file"],
 )
-def test_bad_environment_stops_with_one_clear_line(stack, env, message):
-    c = stack.run({}, env=env)
+def test_bad_environment_stops_with_one_clear_line(postgres, env, message):
+    c = postgres.run({}, env=env)
     rc = wait_exited(c, timeout=60)
     out = c.logs().decode()
     assert rc != 0
@@ -151,10 +143,10 @@ def test_bad_environment_stops_with_one_clear_line(stack, env, message):
     assert PG_PASSWORD not in out and PG_APP_PASSWORD not in out
 
 
-def test_restart_does_not_reinitialise_and_files_belong_to_postgres(stack):
+def test_restart_does_not_reinitialise_and_files_belong_to_postgres(postgres):
     """A restart is a no-op init; everything in the volumes stays owned by uid 999."""
-    vols = stack.volume_set()
-    c = stack.run(vols)
+    vols = postgres.volume_set()
+    c = postgres.run(vols)
     pg_ready(c)
     c.restart(timeout=30)
     pg_ready(c)

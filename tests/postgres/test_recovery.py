@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.containers import Postgres, exec_sh, pg_ready, psql, wait_exited
+from tests.support.containers import exec_sh, pg_ready, psql, wait_exited
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def stack(docker_client, postgres_image):
-    s = Postgres(docker_client, image=postgres_image)
-    yield s
-    s.cleanup()
 
 
 def server_now(c) -> str:
@@ -43,15 +36,15 @@ def stop(c) -> None:
     assert wait_exited(c) == 0
 
 
-def test_pitr_drill_end_to_end(stack):
-    net = stack.network()
-    vols = stack.volume_set()
-    server = stack.run(vols, network=net, aliases=["postgres"])
+def test_pitr_drill_end_to_end(postgres):
+    net = postgres.network()
+    vols = postgres.volume_set()
+    server = postgres.run(vols, network=net, aliases=["postgres"])
     pg_ready(server)
     psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
 
     # base backup from a one-shot container over the network, as `docker compose run --rm postgres backup`
-    rc, out = stack.one_shot({"backups": vols["backups"]}, ["backup"], network=net)
+    rc, out = postgres.one_shot({"backups": vols["backups"]}, ["backup"], network=net)
     assert rc == 0, out
     assert "backup complete and verified" in out
     before_backup_end = psql(server, "SELECT (now() - interval '1 hour')::text")
@@ -62,76 +55,76 @@ def test_pitr_drill_end_to_end(stack):
     psql(server, "INSERT INTO drill VALUES ('B')", db="loomworks")
     switch_and_wait(server)
 
-    rc, out = stack.one_shot(vols, ["verify-archive"])
+    rc, out = postgres.one_shot(vols, ["verify-archive"])
     assert rc == 0, out
     assert "archive OK" in out and "from base backup" in out
     stop(server)
     archive_only = {"arch": vols["arch"], "backups": vols["backups"]}
 
     # restore to the end of the archive: A and B
-    latest = {**archive_only, "data": stack.volume("data-latest")}
-    rc, out = stack.one_shot(latest, ["restore", "--latest"])
+    latest = {**archive_only, "data": postgres.volume("data-latest")}
+    rc, out = postgres.one_shot(latest, ["restore", "--latest"])
     assert rc == 0, out
     assert "restore complete" in out
-    s2 = stack.run(latest)
+    s2 = postgres.run(latest)
     pg_ready(s2)
     assert tags(s2) == ["A", "B"]
     assert psql(s2, "SELECT pg_is_in_recovery()") == "f"
     stop(s2)
 
     # restore to the noted time: A present, B absent
-    pitr = {**archive_only, "data": stack.volume("data-pitr")}
-    rc, out = stack.one_shot(pitr, ["restore", "--target-time", noted])
+    pitr = {**archive_only, "data": postgres.volume("data-pitr")}
+    rc, out = postgres.one_shot(pitr, ["restore", "--target-time", noted])
     assert rc == 0, out
-    s3 = stack.run(pitr)
+    s3 = postgres.run(pitr)
     pg_ready(s3)
     assert tags(s3) == ["A"]
     # the restored cluster archives its new timeline; the archive stays consistent
     psql(s3, "INSERT INTO drill VALUES ('C')", db="loomworks")
     switch_and_wait(s3)
     assert int(psql(s3, "SELECT timeline_id FROM pg_control_checkpoint()")) >= 2
-    rc, out = stack.one_shot(vols, ["verify-archive"])
+    rc, out = postgres.one_shot(vols, ["verify-archive"])
     assert rc == 0, out
     stop(s3)
 
     # refusals with one clear line, nothing changed
-    rc, out = stack.one_shot(pitr, ["restore", "--latest"])
+    rc, out = postgres.one_shot(pitr, ["restore", "--latest"])
     assert rc == 1 and "is not empty" in out
-    bad = {**archive_only, "data": stack.volume("data-bad")}
-    rc, out = stack.one_shot(bad, ["restore", "--target-time", before_backup_end])
+    bad = {**archive_only, "data": postgres.volume("data-bad")}
+    rc, out = postgres.one_shot(bad, ["restore", "--target-time", before_backup_end])
     assert rc == 1, out
     assert "is before the end of base backup" in out
-    rc, out = stack.one_shot(bad, ["restore", "--target-time", "2999-01-01 00:00:00+00"])
+    rc, out = postgres.one_shot(bad, ["restore", "--target-time", "2999-01-01 00:00:00+00"])
     assert rc == 1, out
     assert "beyond the end of the archive" in out
     assert "emptied again" in out
-    rc, out = stack.one_shot(bad, ["bash", "-c", "ls -A \"$PGDATA\" | wc -l"])
+    rc, out = postgres.one_shot(bad, ["bash", "-c", "ls -A \"$PGDATA\" | wc -l"])
     assert (rc, out.strip()) == (0, "0")
-    rc, out = stack.one_shot(bad, ["restore", "--target-time", "not a time"])
+    rc, out = postgres.one_shot(bad, ["restore", "--target-time", "not a time"])
     assert rc == 1 and "cannot parse" in out
 
 
-def test_backup_fails_cleanly_without_server(stack):
-    net = stack.network()
-    vols = stack.volume_set()
-    rc, out = stack.one_shot({"backups": vols["backups"]}, ["backup"], network=net,
+def test_backup_fails_cleanly_without_server(postgres):
+    net = postgres.network()
+    vols = postgres.volume_set()
+    rc, out = postgres.one_shot({"backups": vols["backups"]}, ["backup"], network=net,
                              env={"BACKUP_HOST": "nowhere"})
     assert rc == 1
     assert "no PostgreSQL server answers at nowhere:5432" in out
-    rc, out = stack.one_shot({"backups": vols["backups"]}, ["bash", "-c", "ls -A /backups | wc -l"])
+    rc, out = postgres.one_shot({"backups": vols["backups"]}, ["bash", "-c", "ls -A /backups | wc -l"])
     assert out.strip() == "0", "a failed backup must leave nothing behind"
 
 
-def test_restore_without_backup_says_so(stack):
-    vols = stack.volume_set()
-    rc, out = stack.one_shot(vols, ["restore", "--latest"])
+def test_restore_without_backup_says_so(postgres):
+    vols = postgres.volume_set()
+    rc, out = postgres.one_shot(vols, ["restore", "--latest"])
     assert rc == 1
     assert "no base backup in /backups" in out
 
 
-def test_backup_inside_running_container_uses_the_socket(stack):
+def test_backup_inside_running_container_uses_the_socket(postgres):
     """`docker compose exec -u postgres postgres pg-backup`: no password needed on the socket."""
-    c = stack.run(stack.volume_set())
+    c = postgres.run(postgres.volume_set())
     pg_ready(c)
     r = c.exec_run(["pg-backup"], user="postgres", demux=True)
     stdout, stderr = (part.decode() if part else "" for part in r.output)

@@ -58,9 +58,7 @@ def addons(tmp_path_factory) -> Path:
 def dev_stack(erp_dev_image, stack_tag, addons: Path) -> Iterator[Stack]:
     st = Stack(files=DEV, tag=stack_tag, extra_env={"LOOMWORKS_ADDONS_DIR": str(addons)})
     try:
-        st.up()
-        st.wait_healthy(timeout=900)
-        yield st
+        yield st.start()
     finally:
         st.destroy()
 

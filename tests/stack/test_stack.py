@@ -28,12 +28,7 @@ def stack(stack_tag: str, docker_client) -> Iterator[Stack]:
     recorder = EventRecorder(docker_client, st.project)
     st.recorder = recorder  # type: ignore[attr-defined]
     try:
-        start = time.monotonic()
-        st.up()
-        st.wait_healthy(timeout=900)
-        took = time.monotonic() - start
-        print(f"\nstack {st.project}: all healthy {took:.1f}s after `up` (fresh volumes)")
-        yield st
+        yield st.start()
     finally:
         recorder.stop()
         st.destroy()
@@ -140,11 +135,7 @@ def test_data_sessions_filestore_and_wal_survive_down_and_up(stack: Stack):
     stack.down()  # no -v: volumes stay
     assert not stack.run("ps", "-q").stdout.strip()
     since = time.time_ns()
-    start = time.monotonic()
-    stack.up()
-    stack.wait_healthy(timeout=600)
-    took = time.monotonic() - start
-    print(f"\nstack {stack.project}: all healthy {took:.1f}s after `up` (restart, existing volumes)")
+    stack.start(timeout=600)  # existing volumes
     assert_ordered(stack, since)
 
     # The old session cookie is still valid (sessions live on odoo_data).

@@ -87,6 +87,19 @@ class Stack:
     def up(self, *args: str) -> None:
         self.run("up", "-d", "--no-build", *args)
 
+    def start(self, timeout: float = 900) -> Stack:
+        """``up``, then wait until every service is healthy (and say how long it took); a stack
+        that does not get there is destroyed and the error raised."""
+        start = time.monotonic()
+        try:
+            self.up()
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.destroy()
+            raise
+        print(f"\n{self.project}: all healthy {time.monotonic() - start:.1f}s after `up`")
+        return self
+
     def down(self, *args: str) -> None:
         self.run("down", "--timeout", "60", *args, timeout=300)
 

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -92,6 +93,12 @@ class NginxRun:
     def __post_init__(self) -> None:
         self.log_path = self.root / "nginx.log"
 
+    @classmethod
+    def create(cls, nginx_bin: str, **overrides: str) -> NginxRun:
+        """An unstarted run of ``nginx_bin`` in a new directory; ``overrides`` go to its environment."""
+        root = make_root()
+        return cls(entrypoint_env(root, NGINX_BIN=nginx_bin, **overrides), root)
+
     @property
     def domain(self) -> str:
         return self.env["LOOMWORKS_DOMAIN"]
@@ -164,6 +171,10 @@ class NginxRun:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def tls_context(self) -> ssl.SSLContext:
         """A client context that trusts exactly this nginx's certificate."""
