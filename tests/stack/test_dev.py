@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import requests
-import websocket
 
 from tests.support.compose import REPO, Stack
 from tests.support.containers import make_readable
 from tests.support.images import TAG
+from tests.support.nginx import ws_connect
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
@@ -120,9 +120,7 @@ def test_dev_stack_is_healthy_with_the_threaded_server(dev_stack: Stack):
 
 
 def test_websocket_on_the_local_port_in_dev(dev_stack: Stack):
-    port = dev_stack.ports["HTTP_LOCAL_PORT"]
-    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/websocket", timeout=10,
-                                     header=[f"Origin: http://127.0.0.1:{port}"])
+    ws = ws_connect(dev_stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1", "/websocket", source="127.0.0.1")
     try:
         assert ws.getstatus() == 101
     finally:

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import urllib3
-import websocket
 
 from tests.support.compose import SERVICES, EventRecorder, Stack, dev_secret
+from tests.support.nginx import ws_connect
 from tests.support.rpc import call_kw, jsonrpc
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo,
@@ -68,8 +68,7 @@ def test_https_through_nginx_and_http_redirect(stack: Stack):
 
 def test_websocket_works_on_the_local_port(stack: Stack):
     """Prefork Odoo answers /websocket on 8069 with a 500; nginx routes it to 8072."""
-    ws = websocket.create_connection(f"ws://127.0.0.1:{stack.ports['HTTP_LOCAL_PORT']}/websocket",
-                                     timeout=10, header=[f"Origin: http://127.0.0.1:{stack.ports['HTTP_LOCAL_PORT']}"])
+    ws = ws_connect(stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1", "/websocket", source="127.0.0.1")
     try:
         assert ws.getstatus() == 101
         ws.send(json.dumps({"event_name": "subscribe", "data": {"channels": [], "last": 0}}))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from tests.support.containers import psql_cmd
 from tests.support.images import TAG
 from tests.support.net import free_port
 from tests.support.rpc import login
@@ -165,8 +166,7 @@ class Stack:
 
     def psql(self, sql: str, db: str = "postgres") -> str:
         """SQL as the superuser inside the postgres service; the output."""
-        return self.exec("postgres", "psql", "-XAtq", "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1",
-                         "-c", sql).stdout.strip()
+        return self.exec("postgres", *psql_cmd(sql, db)).stdout.strip()
 
     def archived(self, segment: str) -> bool:
         return self.exec("postgres", "test", "-s", f"/wal_archive/{segment}.gz", check=False).returncode == 0

@@ -114,10 +114,14 @@ def wait_exec(c: Container, cmd: list[str], timeout: float = 90, user: str = "")
     wait_for(ok, timeout, f"{c.name}: {' '.join(cmd)}", interval=0.3)
 
 
+def psql_cmd(sql: str, db: str = "postgres") -> list[str]:
+    """psql as the superuser on the socket of a loomworks/postgres container (`docker exec`)."""
+    return ["psql", "-h", PG_SOCKET, "-U", "postgres", "-d", db, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql]
+
+
 def psql(c: Container, sql: str, db: str = "postgres") -> str:
-    """SQL as the superuser on the socket of a loomworks/postgres container; the output."""
-    rc, out = exec_sh(c, ["psql", "-h", PG_SOCKET, "-U", "postgres", "-d", db, "-XAtq",
-                          "-v", "ON_ERROR_STOP=1", "-c", sql], user="postgres")
+    """SQL on a loomworks/postgres container; the output."""
+    rc, out = exec_sh(c, psql_cmd(sql, db), user="postgres")
     assert rc == 0, f"psql failed: {out}"
     return out.strip()
 
@@ -280,9 +284,8 @@ class ErpLab(Postgres):
 
     def start(self, timeout: float = 90) -> ErpLab:
         self.net = self.network()
-        password = secrets.token_urlsafe(12)
-        self.pg = Pg(self.run(network=self.net, env={"APP_DB_PASSWORD": password}, publish=False),
-                     password=password)
+        pw = secrets.token_urlsafe(12)
+        self.pg = Pg(self.run(network=self.net, env=pg_env(password=pw), publish=False), password=pw)
         pg_ready(self.pg.container, timeout)
         return self
 

@@ -264,11 +264,13 @@ class Zeros(io.RawIOBase):
 
 def ws_connect(port: int, host: str, path: str, *, context: ssl.SSLContext | None = None,
                timeout: float = 10, source: str = CLIENT_ADDR) -> websocket.WebSocket:
-    """A websocket (the websocket-client library) through nginx on loopback, from ``source``,
-    TLS when ``context`` is given; sends a forged X-Forwarded-For that nginx must replace."""
+    """A websocket (the websocket-client library) to 127.0.0.1:``port`` from ``source`` for
+    ``host`` (Host and a same-origin Origin), TLS when ``context`` is given; it sends a forged
+    X-Forwarded-For that nginx must replace."""
     sock = socket.create_connection(("127.0.0.1", port), timeout, (source, 0))
     if context is not None:
         sock = context.wrap_socket(sock, server_hostname=host)
-    url = f"{'wss' if context else 'ws'}://{host}:{port}{path}"
-    return websocket.create_connection(url, socket=sock, timeout=timeout, origin=f"https://{host}",
+    scheme = "https" if context else "http"
+    return websocket.create_connection(f"{scheme.replace('http', 'ws')}://{host}:{port}{path}", socket=sock,
+                                       timeout=timeout, origin=f"{scheme}://{host}:{port}",
                                        header=["X-Forwarded-For: 6.6.6.6"])
