@@ -146,3 +146,19 @@ def redis_image(base_image: str) -> str:
     from tests.support.images import build, tag
 
     return build(tag("redis"))
+
+
+@pytest.fixture(scope="session")
+def erp_dev_image(base_image: str, odoo_tree: Path) -> str:
+    from tests.support.images import build, prepare_odoo_context, tag
+
+    prepare_odoo_context(odoo_tree)
+    return build(tag("erp-dev"))
+
+
+@pytest.fixture(scope="session")
+def stack_tag(erp_image: str, postgres_image: str, nginx_image: str, redis_image: str) -> str:
+    """The four images of the stack, built: the LOOMWORKS_TAG a Compose stack runs."""
+    from tests.support.images import TAG
+
+    return TAG

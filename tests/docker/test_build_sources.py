@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker.conftest import uid
+from tests.support.containers import Resources
 from tests.support.fileserver import docker_bridge_gateway, serve_dir
 from tests.support.images import REPO
 
@@ -64,9 +64,9 @@ def in_image(docker_client, tag: str, script: str) -> str:
 
 @pytest.fixture
 def tag(docker_client) -> Iterator[str]:
-    name = f"lwtest/build-route:{uid()}"
-    yield name
-    subprocess.run(["docker", "rmi", "-f", name], capture_output=True, check=False)
+    made = Resources(docker_client)
+    yield made.image_tag("build-route")
+    made.cleanup()
 
 
 # --- Odoo's source archive ---------------------------------------------------------

@@ -10,20 +10,28 @@ import configparser
 import io
 import secrets
 import tarfile
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
+
+from tests.support.containers import Resources, logs, secret_file
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 
 CONF = "/run/odoo/odoo.conf"
 
 
-def check_config(docker_client, image, env: dict[str, str], volumes=None) -> tuple[int, str, object]:
-    c = docker_client.containers.run(image, ["check-config"], environment=env, volumes=volumes or {},
-                                     detach=True)
+@pytest.fixture
+def made(docker_client) -> Iterator[Resources]:
+    made = Resources(docker_client)
+    yield made
+    made.cleanup()
+
+
+def check_config(made: Resources, image, env: dict[str, str], volumes=None) -> tuple[int, str, object]:
+    c = made.container(image, ["check-config"], role="cfg", environment=env, volumes=volumes or {})
     rc = c.wait(timeout=60)["StatusCode"]
-    return rc, c.logs().decode(errors="replace"), c
+    return rc, logs(c), c
 
 
 def read_file(container, path: str) -> tuple[str, dict]:
@@ -34,20 +42,17 @@ def read_file(container, path: str) -> tuple[str, dict]:
         return data, {"mode": member.mode, "uid": member.uid}
 
 
-def rendered(docker_client, image, env, volumes=None) -> tuple[dict[str, str], dict, str]:
-    rc, out, c = check_config(docker_client, image, env, volumes)
-    try:
-        assert rc == 0, out
-        text, meta = read_file(c, CONF)
-    finally:
-        c.remove(force=True)
+def rendered(made: Resources, image, env, volumes=None) -> tuple[dict[str, str], dict, str]:
+    rc, out, c = check_config(made, image, env, volumes)
+    assert rc == 0, out
+    text, meta = read_file(c, CONF)
     cp = configparser.RawConfigParser()
     cp.read_string(text)
     return dict(cp["options"]), meta, out
 
 
-def test_defaults(docker_client, erp_image):
-    opts, meta, _ = rendered(docker_client, erp_image, {})
+def test_defaults(made, erp_image):
+    opts, meta, _ = rendered(made, erp_image, {})
     assert meta["mode"] & 0o777 == 0o600 and meta["uid"] == 1000
     expect = {
         "db_host": "postgres", "db_port": "5432", "db_user": "odoo", "db_password": "", "db_name": "",
@@ -72,8 +77,8 @@ ALL_SET = {
 }
 
 
-def test_every_variable_reaches_the_config(docker_client, erp_image):
-    opts, _, out = rendered(docker_client, erp_image, ALL_SET)
+def test_every_variable_reaches_the_config(made, erp_image):
+    opts, _, out = rendered(made, erp_image, ALL_SET)
     assert opts["db_host"] == "db.internal" and opts["db_port"] == "6543" and opts["db_user"] == "erp"
     assert opts["db_password"] == ALL_SET["DB_PASSWORD"]
     assert opts["db_name"] == "acme" and opts["db_sslmode"] == "require"
@@ -95,52 +100,39 @@ DEPRECATED = {"ODOO_WORKERS": ("WORKERS", "workers", "5"),
               "ODOO_LOG_LEVEL": ("LOG_LEVEL", "log_level", "warn")}
 
 
-def test_deprecated_names_still_work_with_one_warning_each(docker_client, erp_image):
-    opts, _, out = rendered(docker_client, erp_image, {old: v for old, (_, _, v) in DEPRECATED.items()})
+def test_deprecated_names_still_work_with_one_warning_each(made, erp_image):
+    opts, _, out = rendered(made, erp_image, {old: v for old, (_, _, v) in DEPRECATED.items()})
     for old, (new, option, value) in DEPRECATED.items():
         assert opts[option] == value, option
         assert out.count(f"entrypoint: warning: {old} is deprecated; use {new}\n") == 1, out
     # the image's own name wins over an old one
-    opts, _, out = rendered(docker_client, erp_image, {"WORKERS": "4", "ODOO_WORKERS": "5"})
+    opts, _, out = rendered(made, erp_image, {"WORKERS": "4", "ODOO_WORKERS": "5"})
     assert opts["workers"] == "4"
     assert "entrypoint: warning: ODOO_WORKERS is deprecated and ignored (WORKERS is set); use WORKERS" in out
 
 
-def test_list_db_defaults_off_with_db_name(docker_client, erp_image):
-    opts, _, _ = rendered(docker_client, erp_image, {"DB_NAME": "acme"})
+def test_list_db_defaults_off_with_db_name(made, erp_image):
+    opts, _, _ = rendered(made, erp_image, {"DB_NAME": "acme"})
     assert opts["list_db"] == "False"
 
 
-def secret_file(tmp_path: Path, name: str, value: str) -> str:
-    p = tmp_path / name
-    p.write_text(value + "\n")
-    p.chmod(0o644)
-    tmp_path.chmod(0o755)
-    return str(p)
-
-
-def test_file_variants_and_master_password_hashed(docker_client, erp_image, tmp_path):
+def test_file_variants_and_master_password_hashed(made, erp_image, tmp_path):
     from passlib.context import CryptContext
 
     master = "master-" + secrets.token_urlsafe(12)
     dbpw = "db-" + secrets.token_urlsafe(12)
-    vols = {
-        secret_file(tmp_path, "master", master): {"bind": "/run/secrets/master", "mode": "ro"},
-        secret_file(tmp_path, "dbpw", dbpw): {"bind": "/run/secrets/dbpw", "mode": "ro"},
-    }
+    vols = {**secret_file(tmp_path, "master", master), **secret_file(tmp_path, "dbpw", dbpw)}
     env = {"ODOO_ADMIN_PASSWD_FILE": "/run/secrets/master", "DB_PASSWORD_FILE": "/run/secrets/dbpw"}
-    opts, _, out = rendered(docker_client, erp_image, env, vols)
+    opts, _, out = rendered(made, erp_image, env, vols)
     assert opts["db_password"] == dbpw
     assert opts["admin_passwd"].startswith("$pbkdf2-sha512$") and master not in opts["admin_passwd"]
     assert CryptContext(["pbkdf2_sha512"]).verify(master, opts["admin_passwd"])
     assert master not in out and dbpw not in out
 
 
-def test_both_value_and_file_is_an_error(docker_client, erp_image, tmp_path):
-    f = secret_file(tmp_path, "pw", "x")
-    rc, out, c = check_config(docker_client, erp_image, {"DB_PASSWORD": "y", "DB_PASSWORD_FILE": "/run/s"},
-                              {f: {"bind": "/run/s", "mode": "ro"}})
-    c.remove(force=True)
+def test_both_value_and_file_is_an_error(made, erp_image, tmp_path):
+    env = {"DB_PASSWORD": "y", "DB_PASSWORD_FILE": "/run/secrets/pw"}
+    rc, out, _ = check_config(made, erp_image, env, secret_file(tmp_path, "pw", "x"))
     assert rc != 0 and "both DB_PASSWORD and DB_PASSWORD_FILE are set" in out
 
 
@@ -165,29 +157,21 @@ def test_both_value_and_file_is_an_error(docker_client, erp_image, tmp_path):
     ("DB_SSLMODE", "always", "DB_SSLMODE must be one of"),
     ("ODOO_ADMIN_PASSWD_FILE", "/nope", "ODOO_ADMIN_PASSWD_FILE: cannot read file /nope"),
 ])
-def test_bad_values_rejected_with_one_clear_line(docker_client, erp_image, var, value, message):
-    rc, out, c = check_config(docker_client, erp_image, {var: value})
-    c.remove(force=True)
+def test_bad_values_rejected_with_one_clear_line(made, erp_image, var, value, message):
+    rc, out, _ = check_config(made, erp_image, {var: value})
     assert rc == 1
     errors = [line for line in out.splitlines() if "error:" in line]
     assert len(errors) == 1 and message in errors[0], out
 
 
-def test_foreign_owned_bind_mount_is_a_clear_error(docker_client, erp_image, tmp_path):
+def test_foreign_owned_bind_mount_is_a_clear_error(made, erp_image, tmp_path):
     d = tmp_path / "data"
     d.mkdir(mode=0o755)  # owned by root on the host, not writable by uid 1000
-    rc, out, c = check_config(docker_client, erp_image, {}, {str(d): {"bind": "/var/lib/odoo", "mode": "rw"}})
-    c.remove(force=True)
+    rc, out, _ = check_config(made, erp_image, {}, {str(d): {"bind": "/var/lib/odoo", "mode": "rw"}})
     assert rc == 1
     assert "/var/lib/odoo is not writable by uid 1000 (owner uid 0)" in out
 
 
-def test_named_volume_is_writable(docker_client, erp_image):
-    vol = docker_client.volumes.create(f"lwtest-vol-{secrets.token_hex(4)}")
-    try:
-        mount = {vol.name: {"bind": "/var/lib/odoo", "mode": "rw"}}
-        rc, out, c = check_config(docker_client, erp_image, {}, mount)
-        c.remove(force=True)
-        assert rc == 0, out
-    finally:
-        vol.remove(force=True)
+def test_named_volume_is_writable(made, erp_image):
+    rc, out, _ = check_config(made, erp_image, {}, {made.volume(): {"bind": "/var/lib/odoo", "mode": "rw"}})
+    assert rc == 0, out

@@ -6,18 +6,14 @@ import subprocess
 
 import pytest
 
+from tests.support.containers import run_once
 from tests.support.images import REPO, build_args_for_host
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 
 
-def run(docker_client, image: str, *cmd: str, entrypoint=None, user=None) -> tuple[int, str]:
-    c = docker_client.containers.run(image, list(cmd), entrypoint=entrypoint, user=user, detach=True)
-    try:
-        rc = c.wait(timeout=120)["StatusCode"]
-        return rc, c.logs().decode(errors="replace")
-    finally:
-        c.remove(force=True)
+def run(docker_client, image: str, *cmd: str, user=None) -> tuple[int, str]:
+    return run_once(docker_client, image, list(cmd), user=user)
 
 
 def test_size_under_1gb(docker_client, erp_image):
@@ -37,7 +33,7 @@ def test_runs_as_uid_1000(docker_client, erp_image):
 def test_no_build_tools_headers_or_caches(docker_client, erp_image):
     script = (
         "for t in gcc cc c++ make pip pip3; do command -v $t && echo FOUND $t; done; "
-        "ls /usr/include/python3.11 /usr/include/postgresql 2>/dev/null && echo FOUND headers; "
+        "for d in /usr/include/python3.11 /usr/include/postgresql; do test -e $d && echo FOUND $d; done; "
         "ls /var/lib/apt/lists | grep -v -e lock -e partial && echo FOUND apt-lists; "
         "test -e /root/.cache && echo FOUND pip-cache; "
         "ls /var/cache/apt/archives/ | grep -q '[.]deb$' && echo FOUND apt-archives; "

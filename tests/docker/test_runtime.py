@@ -15,12 +15,9 @@ import time
 import pytest
 import requests
 
-from tests.docker.conftest import (
-    host_port,
-    logs,
-    wait_health,
-    wait_log,
-)
+from tests.support.containers import logs, wait_health, wait_log
+from tests.support.net import host_port
+from tests.support.rpc import authenticate
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 
@@ -33,21 +30,17 @@ def test_first_start_initialises_database_and_turns_healthy(seeded, pg):
     state = pg.psql("SELECT state FROM ir_module_module WHERE name='loomworks_health'", db="lwtest")
     assert state == "installed"
     assert pg.psql("SELECT count(*) FROM ir_module_module WHERE demo", db="lwtest") == "0"
-    r = requests.get(f"http://127.0.0.1:{host_port(c)}/web/health", timeout=10)
+    r = requests.get(f"http://127.0.0.1:{host_port(c, 8069)}/web/health", timeout=10)
     assert r.status_code == 200
     print(f"first start (create + init) to healthy: {seeded['first_start_s']:.0f} s")
 
 
 def test_admin_password_set_and_secrets_never_exposed(seeded, docker_client):
     c = seeded["container"]
-    port = host_port(c)
-    payload = {"jsonrpc": "2.0", "method": "call",
-               "params": {"db": "lwtest", "login": "admin", "password": seeded["admin_password"]}}
-    r = requests.post(f"http://127.0.0.1:{port}/web/session/authenticate", json=payload, timeout=30)
-    assert r.json().get("result", {}).get("uid") == 2, r.text
-    bad = {**payload, "params": {**payload["params"], "password": "admin"}}
-    r = requests.post(f"http://127.0.0.1:{port}/web/session/authenticate", json=bad, timeout=30)
-    assert "error" in r.json()
+    base = f"http://127.0.0.1:{host_port(c, 8069)}"
+    r = authenticate(requests.Session(), base, "lwtest", seeded["admin_password"])
+    assert r.get("result", {}).get("uid") == 2, r
+    assert "error" in authenticate(requests.Session(), base, "lwtest", "admin")
     secrets_ = [seeded["admin_password"], seeded["master"], seeded["db_password"]]
     out = logs(c)
     top = subprocess.run(["docker", "top", c.id, "-eo", "pid,args"], capture_output=True, text=True,
@@ -88,12 +81,10 @@ def test_web_client_bundles_build_from_the_trimmed_tree(seeded):
     """The image drops the addons' JS tests (static/tests): the bundles a browser loads
     (web client and website/login pages) still build and serve."""
     c = seeded["container"]
-    base = f"http://127.0.0.1:{host_port(c)}"
+    base = f"http://127.0.0.1:{host_port(c, 8069)}"
     s = requests.Session()
-    payload = {"jsonrpc": "2.0", "method": "call",
-               "params": {"db": "lwtest", "login": "admin", "password": seeded["admin_password"]}}
-    r = s.post(f"{base}/web/session/authenticate", json=payload, timeout=30)
-    assert r.json().get("result", {}).get("uid") == 2, r.text
+    r = authenticate(s, base, "lwtest", seeded["admin_password"])
+    assert r.get("result", {}).get("uid") == 2, r
     pages = {path: s.get(f"{base}{path}", timeout=120) for path in ("/odoo", "/web/login")}
     urls: set[str] = set()
     for path, page in pages.items():
@@ -148,22 +139,28 @@ def test_database_outage_unhealthy_then_healthy_without_restart(seeded, pg):
     assert c.exec_run(["docker-healthcheck.sh"]).exit_code == 0
 
 
-def test_graceful_shutdown_finishes_in_flight_request(seeded, run_erp, pg, addon_dir):
-    seeded["container"].stop(timeout=40)  # a fresh server for this test (same database)
-    c = run_erp(pg, {"DB_NAME": "lwtest", "GRACEFUL_TIMEOUT": "30"}, addon=addon_dir)
-    wait_health(c, "healthy", 180)
-    port = host_port(c)
-    result: dict = {}
+def get_in_background(url: str, timeout: float = 60) -> tuple[threading.Thread, dict]:
+    """GET ``url`` in a thread; the dict receives status, body and the time answered, or the error."""
+    out: dict = {}
 
-    def slow_request() -> None:
+    def get() -> None:
         try:
-            r = requests.get(f"http://127.0.0.1:{port}/lwtest/sleep?seconds=10", timeout=60)
-            result.update(status=r.status_code, body=r.text, at=time.monotonic())
-        except requests.RequestException as exc:  # pragma: no cover - reported below
-            result.update(error=repr(exc))
+            r = requests.get(url, timeout=timeout)
+            out.update(status=r.status_code, body=r.text, at=time.monotonic())
+        except requests.RequestException as exc:
+            out.update(error=exc)
 
-    t = threading.Thread(target=slow_request)
+    t = threading.Thread(target=get, daemon=True)
     t.start()
+    return t, out
+
+
+def test_graceful_shutdown_finishes_in_flight_request(seeded, lab, pg, addon_dir):
+    seeded["container"].stop(timeout=40)  # a fresh server for this test (same database)
+    c = lab.erp({"DB_NAME": "lwtest", "GRACEFUL_TIMEOUT": "30"}, addon=addon_dir)
+    wait_health(c, "healthy", 180)
+    port = host_port(c, 8069)
+    t, result = get_in_background(f"http://127.0.0.1:{port}/lwtest/sleep?seconds=10")
     wait_log(c, "lwtest: request started", 30)
     late: dict = {}
 
@@ -192,22 +189,11 @@ def test_graceful_shutdown_finishes_in_flight_request(seeded, run_erp, pg, addon
     assert "Stopping gracefully" in out
 
 
-def test_graceful_timeout_bounds_the_wait(seeded, run_erp, pg, addon_dir):
+def test_graceful_timeout_bounds_the_wait(seeded, lab, pg, addon_dir):
     """A request longer than GRACEFUL_TIMEOUT is cut at the grace, and the exit is still clean."""
-    c = run_erp(pg, {"DB_NAME": "lwtest", "GRACEFUL_TIMEOUT": "3"}, addon=addon_dir)
+    c = lab.erp({"DB_NAME": "lwtest", "GRACEFUL_TIMEOUT": "3"}, addon=addon_dir)
     wait_health(c, "healthy", 180)
-    port = host_port(c)
-    outcome: dict = {}
-
-    def long_request() -> None:
-        try:
-            r = requests.get(f"http://127.0.0.1:{port}/lwtest/sleep?seconds=30", timeout=60)
-            outcome["status"] = r.status_code
-        except requests.ConnectionError as exc:
-            outcome["cut"] = repr(exc)
-
-    t = threading.Thread(target=long_request, daemon=True)
-    t.start()
+    t, outcome = get_in_background(f"http://127.0.0.1:{host_port(c, 8069)}/lwtest/sleep?seconds=30")
     wait_log(c, "lwtest: request started", 30)
     t0 = time.monotonic()
     c.stop(timeout=45)
@@ -216,45 +202,46 @@ def test_graceful_timeout_bounds_the_wait(seeded, run_erp, pg, addon_dir):
     assert c.attrs["State"]["ExitCode"] == 0
     assert took < 15, took  # 3 s grace (+ shutdown), not limit_time_real (120 s) nor the 45 s stop timeout
     t.join(10)
-    assert "cut" in outcome, outcome  # the 30 s request did not get to finish
+    # the 30 s request did not get to finish: its connection was cut
+    assert isinstance(outcome.get("error"), requests.ConnectionError), outcome
 
 
-def _start_and_wait(run_erp, pg, addon_dir):
-    c = run_erp(pg, {"DB_NAME": "lwtest"}, addon=addon_dir)
+def _start_and_wait(lab, addon_dir):
+    c = lab.erp({"DB_NAME": "lwtest"}, addon=addon_dir)
     wait_health(c, "healthy", 300)
     out = logs(c)
     c.stop(timeout=40)
     return out
 
 
-def test_migration_updates_changed_addon_once(run_erp, pg, addon_dir):
-    out = _start_and_wait(run_erp, pg, addon_dir)
+def test_migration_updates_changed_addon_once(lab, pg, addon_dir):
+    out = _start_and_wait(lab, addon_dir)
     assert "migration: up to date (lwtest)" in out
     manifest = addon_dir / "__manifest__.py"
     manifest.write_text(manifest.read_text().replace("18.0.1.0.0", "18.0.1.1.0"))
-    out = _start_and_wait(run_erp, pg, addon_dir)
+    out = _start_and_wait(lab, addon_dir)
     assert re.search(r"migration: updated lwtest_slow in \d+ s \(lwtest\)", out), out[-4000:]
     version = pg.psql("SELECT latest_version FROM ir_module_module WHERE name='lwtest_slow'", db="lwtest")
     assert version == "18.0.1.1.0"
-    out = _start_and_wait(run_erp, pg, addon_dir)
+    out = _start_and_wait(lab, addon_dir)
     assert "migration: up to date (lwtest)" in out and "migration: updat" not in out.replace(
         "migration: up to date", "")
 
 
-def test_auto_migrate_false_disables_it(run_erp, pg, addon_dir):
+def test_auto_migrate_false_disables_it(lab, pg, addon_dir):
     (addon_dir / "controllers.py").write_text((addon_dir / "controllers.py").read_text() + "\n# changed\n")
-    c = run_erp(pg, {"DB_NAME": "lwtest", "AUTO_MIGRATE": "false"}, addon=addon_dir)
+    c = lab.erp({"DB_NAME": "lwtest", "AUTO_MIGRATE": "false"}, addon=addon_dir)
     wait_health(c, "healthy", 180)
     c.stop(timeout=40)
     out = logs(c)
     assert "migration: disabled (AUTO_MIGRATE=false)" in out and "migration: updat" not in out
 
 
-def test_concurrent_replicas_migrate_one_at_a_time(run_erp, pg, addon_dir):
+def test_concurrent_replicas_migrate_one_at_a_time(lab, pg, addon_dir):
     """Two replicas start on a changed addon: one updates, the other waits and finds it up to date."""
     (addon_dir / "controllers.py").write_text((addon_dir / "controllers.py").read_text() + "\n# again\n")
-    a = run_erp(pg, {"DB_NAME": "lwtest"}, addon=addon_dir)
-    b = run_erp(pg, {"DB_NAME": "lwtest"}, addon=addon_dir)
+    a = lab.erp({"DB_NAME": "lwtest"}, addon=addon_dir)
+    b = lab.erp({"DB_NAME": "lwtest"}, addon=addon_dir)
     wait_health(a, "healthy", 300)
     wait_health(b, "healthy", 300)
     outs = [logs(a), logs(b)]
@@ -266,14 +253,14 @@ def test_concurrent_replicas_migrate_one_at_a_time(run_erp, pg, addon_dir):
     assert "migration: up to date (lwtest)" in other
 
 
-def test_failed_migration_exits_nonzero_and_database_stays(run_erp, pg, addon_dir):
+def test_failed_migration_exits_nonzero_and_database_stays(lab, pg, addon_dir):
     manifest = addon_dir / "__manifest__.py"
     good = manifest.read_text()
     before = pg.psql("SELECT latest_version FROM ir_module_module WHERE name='lwtest_slow'", db="lwtest")
     broken = good.replace('"installable": True,', '"installable": True,\n    "data": ["missing.xml"],')
     manifest.write_text(broken.replace(before, "18.0.9.9.9"))
     try:
-        c = run_erp(pg, {"DB_NAME": "lwtest"}, addon=addon_dir)
+        c = lab.erp({"DB_NAME": "lwtest"}, addon=addon_dir)
         assert c.wait(timeout=300)["StatusCode"] == 1
         out = logs(c)
         errors = [line for line in out.splitlines() if "loomworks-db: error:" in line]
@@ -283,14 +270,14 @@ def test_failed_migration_exits_nonzero_and_database_stays(run_erp, pg, addon_di
         assert after == before  # Odoo's transaction rolled back
     finally:
         manifest.write_text(good)
-    out = _start_and_wait(run_erp, pg, addon_dir)  # the old content serves again, nothing to do
+    out = _start_and_wait(lab, addon_dir)  # the old content serves again, nothing to do
     assert "migration: up to date (lwtest)" in out
 
 
-def test_start_before_database_waits_with_backoff_then_serves(run_erp, pg):
+def test_start_before_database_waits_with_backoff_then_serves(lab, pg):
     pg.stop()
     try:
-        c = run_erp(pg, {"DB_NAME": "lwtest"})
+        c = lab.erp({"DB_NAME": "lwtest"})
         out = wait_log(c, "(attempt 4,", 60)
     finally:
         pg.start()
@@ -303,9 +290,9 @@ def test_start_before_database_waits_with_backoff_then_serves(run_erp, pg):
     c.stop(timeout=40)
 
 
-def test_database_never_comes_exits_with_clear_error(run_erp, pg):
+def test_database_never_comes_exits_with_clear_error(lab, pg):
     env = {"DB_HOST": "lwtest-nowhere", "DB_PORT": "5433", "DB_WAIT_TIMEOUT": "5"}
-    c = run_erp(None, env, healthcheck=None)
+    c = lab.erp(env, db=False, healthcheck=None)
     t0 = time.monotonic()
     rc = c.wait(timeout=60)["StatusCode"]
     took = time.monotonic() - t0
@@ -318,42 +305,37 @@ def test_database_never_comes_exits_with_clear_error(run_erp, pg):
     assert "lwtest-nowhere" in errors[0].split("):", 1)[1]  # the last libpq error names the host
 
 
-def test_db_wait_timeout_defaults_to_60s(run_erp):
-    c = run_erp(None, {"DB_HOST": "lwtest-nowhere"}, healthcheck=None)
+def test_db_wait_timeout_defaults_to_60s(lab):
+    c = lab.erp({"DB_HOST": "lwtest-nowhere"}, db=False, healthcheck=None)
     out = wait_log(c, "waiting for PostgreSQL", 30)
     assert "budget 60s" in out and "s of 60s" in out
     c.stop(timeout=5)
 
 
-def test_read_only_root_filesystem(run_erp, pg, docker_client):
+def test_read_only_root_filesystem(lab, pg):
     """As Compose runs it: read-only root, a volume on /var/lib/odoo, tmpfs for /run/odoo and /tmp."""
     tmpfs = {"/run/odoo": "uid=1000,gid=1000,mode=0700", "/tmp": "mode=1777"}
-    c = run_erp(pg, {"DB_NAME": "lwtest"}, read_only=True, tmpfs=tmpfs)
+    c = lab.erp({"DB_NAME": "lwtest"}, read_only=True, tmpfs=tmpfs)
     assert c.wait(timeout=60)["StatusCode"] == 1  # without a data volume: a clear error
     assert "/var/lib/odoo is on a read-only filesystem: mount a volume at /var/lib/odoo" in logs(c)
-    vol = docker_client.volumes.create(f"lwtest-data-{c.name[-8:]}")
-    try:
-        c = run_erp(pg, {"DB_NAME": "lwtest"}, read_only=True, tmpfs=tmpfs,
-                    volumes={vol.name: {"bind": "/var/lib/odoo", "mode": "rw"}})
-        wait_health(c, "healthy", 180)
-        r = requests.get(f"http://127.0.0.1:{host_port(c)}/web/login", timeout=30)
-        assert r.status_code == 200
-        c.stop(timeout=40)
-        c.reload()
-        assert c.attrs["State"]["ExitCode"] == 0
-        c.remove()
-    finally:
-        vol.remove(force=True)
+    c = lab.erp({"DB_NAME": "lwtest"}, read_only=True, tmpfs=tmpfs,
+                volumes={lab.volume("erp-data"): {"bind": "/var/lib/odoo", "mode": "rw"}})
+    wait_health(c, "healthy", 180)
+    r = requests.get(f"http://127.0.0.1:{host_port(c, 8069)}/web/login", timeout=30)
+    assert r.status_code == 200
+    c.stop(timeout=40)
+    c.reload()
+    assert c.attrs["State"]["ExitCode"] == 0
 
 
-def test_existing_empty_database_is_initialised_and_needs_admin_password(run_erp, pg):
+def test_existing_empty_database_is_initialised_and_needs_admin_password(lab, pg):
     pg.psql(f'CREATE DATABASE lwempty OWNER "{pg.user}"')
-    c = run_erp(pg, {"DB_NAME": "lwempty"}, healthcheck=None)
+    c = lab.erp({"DB_NAME": "lwempty"}, healthcheck=None)
     assert c.wait(timeout=120)["StatusCode"] == 1
     needed = "error: ADMIN_PASSWORD (or ADMIN_PASSWORD_FILE) is required to initialise database lwempty"
     assert needed in logs(c)
     assert pg.psql("SELECT to_regclass('ir_module_module') IS NULL", db="lwempty") == "t"  # untouched
-    c = run_erp(pg, {"DB_NAME": "lwempty", "ADMIN_PASSWORD": "x-" + c.name[-8:]})
+    c = lab.erp({"DB_NAME": "lwempty", "ADMIN_PASSWORD": "x-" + c.name[-8:]})
     wait_health(c, "healthy", 300)
     assert "init: database lwempty initialised" in logs(c)
     assert pg.psql("SELECT state FROM ir_module_module WHERE name='base'", db="lwempty") == "installed"

@@ -1,5 +1,5 @@
-"""Drill fixtures: one Compose project per test module (``lwtest-drill-*``), built from
-tests/stack's ``Stack`` helper, and a recorder for the results table (tests/drills/report.py).
+"""Drill fixtures: one Compose project per test module (``lwtest-drill-*``, the kit's
+``Stack``), and a recorder for the results table (tests/drills/report.py).
 
 ``LW_DRILL_RESULTS`` names a JSON-lines file: each drill appends
 ``{"drill", "outcome", "recover_s", "test"}``. Without it the line is only printed.
@@ -9,46 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.stack.compose import Stack
-
-
-def drill_project() -> str:
-    return f"lwtest-drill-{uuid.uuid4().hex[:8]}"
+from tests.support.compose import Stack
 
 
 @pytest.fixture(scope="module")
-def images(erp_image, postgres_image, nginx_image, redis_image) -> str:
-    return erp_image.rsplit(":", 1)[1]  # the session's tag (LWTEST_TAG)
-
-
-def start_stack(tag: str, files: tuple[str, ...] = ("docker-compose.yml",),
-                env: dict[str, str] | None = None) -> Stack:
-    st = Stack(files=files, tag=tag, extra_env=env or {}, project=drill_project())
-    try:
-        start = time.monotonic()
-        st.up()
-        st.wait_healthy(timeout=900)
-        print(f"\n{st.project}: all healthy {time.monotonic() - start:.1f}s after `up`")
-    except BaseException:
-        st.destroy()
-        raise
-    return st
-
-
-@pytest.fixture(scope="module")
-def stack_factory(images: str) -> Iterator[Callable[..., Stack]]:
+def stacks(stack_tag: str) -> Iterator[Callable[..., Stack]]:
+    """Factory: ``stacks(files, env, start=True)`` -> a ``lwtest-drill-*`` project of the session's
+    images, up and healthy unless ``start`` is false; all destroyed after the module."""
     made: list[Stack] = []
 
-    def make(files: tuple[str, ...] = ("docker-compose.yml",), env: dict[str, str] | None = None) -> Stack:
-        st = start_stack(images, files, env)
-        made.append(st)
-        return st
+    def make(files: tuple[str, ...] = ("docker-compose.yml",), env: dict[str, str] | None = None,
+             start: bool = True) -> Stack:
+        made.append(st := Stack(files=files, tag=stack_tag, extra_env=env or {}, prefix="lwtest-drill"))
+        return st.start() if start else st
 
     yield make
     for st in made:

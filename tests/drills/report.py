@@ -28,51 +28,29 @@ FORBIDDEN = ("lost", "partial")
 
 # Edge cases the component suites already prove; referenced, not repeated.
 COVERED_ELSEWHERE = [
-    (
-        "edge: invalid value in every Odoo image variable",
-        "tests/docker/test_config.py::test_bad_values_rejected_with_one_clear_line",
-    ),
+    ("edge: invalid value in every Odoo image variable",
+     "tests/docker/test_config.py::test_bad_values_rejected_with_one_clear_line"),
     ("edge: value and *_FILE both set", "tests/docker/test_config.py::test_both_value_and_file_is_an_error"),
-    (
-        "edge: wrongly-owned data volume (Odoo)",
-        "tests/docker/test_config.py::test_foreign_owned_bind_mount_is_a_clear_error",
-    ),
-    (
-        "edge: invalid nginx settings",
-        "tests/nginx/test_entrypoint.py::test_bad_environment_fails_with_one_clear_line",
-    ),
-    (
-        "edge: malformed/expired/mismatched certificate",
-        "tests/nginx/test_entrypoint.py::test_bad_mounted_certificate_fails_with_one_clear_line",
-    ),
-    (
-        "edge: unwritable certificate volume",
-        "tests/nginx/test_entrypoint.py::test_unwritable_self_signed_directory_is_a_clear_error",
-    ),
-    (
-        "edge: forged forwarding headers (nginx unit)",
-        "tests/nginx/test_proxy.py::test_forged_forwarding_headers_do_not_reach_odoo",
-    ),
-    (
-        "edge: upload over 100 MB (nginx unit)",
-        "tests/nginx/test_proxy.py::test_upload_over_100mb_gets_a_clear_413",
-    ),
-    (
-        "edge: wrong tenant by subdomain",
-        "tests/nginx/test_odoo.py::test_each_subdomain_sees_only_its_own_database",
-    ),
-    (
-        "edge: Redis without password / bad setting",
-        "tests/stack/test_redis.py::test_refuses_to_start_without_a_password",
-    ),
-    (
-        "fault: Redis kill -9 with appendfsync always",
-        "tests/stack/test_redis.py::test_aof_always_survives_kill_9",
-    ),
-    (
-        "fault: database outage on a bare Odoo container",
-        "tests/docker/test_runtime.py::test_database_outage_unhealthy_then_healthy_without_restart",
-    ),
+    ("edge: wrongly-owned data volume (Odoo)",
+     "tests/docker/test_config.py::test_foreign_owned_bind_mount_is_a_clear_error"),
+    ("edge: invalid nginx settings",
+     "tests/nginx/test_entrypoint.py::test_bad_environment_fails_with_one_clear_line"),
+    ("edge: malformed/expired/mismatched certificate",
+     "tests/nginx/test_entrypoint.py::test_bad_mounted_certificate_fails_with_one_clear_line"),
+    ("edge: unwritable certificate volume",
+     "tests/nginx/test_entrypoint.py::test_unwritable_self_signed_directory_is_a_clear_error"),
+    ("edge: forged forwarding headers (nginx unit)",
+     "tests/nginx/test_proxy.py::test_forged_forwarding_headers_do_not_reach_odoo"),
+    ("edge: upload over 100 MB (nginx unit)",
+     "tests/nginx/test_proxy.py::test_upload_over_100mb_gets_a_clear_413"),
+    ("edge: wrong tenant by subdomain",
+     "tests/nginx/test_odoo.py::test_each_subdomain_sees_only_its_own_database"),
+    ("edge: Redis without password / bad setting",
+     "tests/stack/test_redis.py::test_refuses_to_start_without_a_password"),
+    ("fault: Redis kill -9 with appendfsync always",
+     "tests/stack/test_redis.py::test_aof_always_survives_kill_9"),
+    ("fault: database outage on a bare Odoo container",
+     "tests/docker/test_runtime.py::test_database_outage_unhealthy_then_healthy_without_restart"),
     ("fault: PostgreSQL crash / archive full or read-only (loopback cluster)", "tests/postgres/"),
 ]
 
@@ -80,17 +58,8 @@ COVERED_ELSEWHERE = [
 def run_pytest(results: Path, junit: Path, extra: list[str]) -> int:
     results.unlink(missing_ok=True)
     env = dict(os.environ, LW_DRILL_RESULTS=str(results))
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "tests/drills",
-        "-q",
-        "-p",
-        "no:randomly",
-        f"--junitxml={junit}",
-        *extra,
-    ]
+    cmd = [sys.executable, "-m", "pytest", "tests/drills", "-q", "-p", "no:randomly", f"--junitxml={junit}",
+           *extra]
     return subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode
 
 
@@ -112,11 +81,8 @@ def junit_outcomes(junit: Path) -> dict[str, str]:
 
 
 def build_table(results: Path, junit: Path) -> tuple[str, bool]:
-    rows = (
-        [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-        if results.exists()
-        else []
-    )
+    raw = results.read_text().splitlines() if results.exists() else []
+    rows = [json.loads(line) for line in raw if line.strip()]
     outcomes = junit_outcomes(junit)
     recorded = {r["test"] for r in rows}
     ok = bool(outcomes) and all(s == "passed" for s in outcomes.values())
@@ -136,13 +102,8 @@ def build_table(results: Path, junit: Path) -> tuple[str, bool]:
     for test, state in sorted(outcomes.items()):
         if state != "passed" and test not in recorded:
             lines.append(f"| {test} | {state.upper()} | — |")
-    lines += [
-        "",
-        "Covered by the component suites (not repeated in the drills):",
-        "",
-        "| Drill | Where |",
-        "|---|---|",
-    ]
+    lines += ["", "Covered by the component suites (not repeated in the drills):", "", "| Drill | Where |",
+              "|---|---|"]
     lines += [f"| {name} | `{where}` |" for name, where in COVERED_ELSEWHERE]
     return "\n".join(lines) + "\n", ok
 

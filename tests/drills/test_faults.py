@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,8 +20,8 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.stack.compose import Stack
-from tests.stack.test_stack import call_kw, jsonrpc, local, login
+from tests.support.compose import Stack, docker
+from tests.support.rpc import call_kw, jsonrpc
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
@@ -32,19 +31,13 @@ WORKERS = 4
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory) -> Stack:
-    return stack_factory(files=("docker-compose.yml", OVERRIDE), env={"WORKERS": str(WORKERS)})
+def stack(stacks) -> Stack:
+    return stacks(files=("docker-compose.yml", OVERRIDE), env={"WORKERS": str(WORKERS)})
 
 
 @pytest.fixture(scope="module")
 def http(stack: Stack) -> requests.Session:
-    return login(stack)
-
-
-def docker(*args: str) -> str:
-    r = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=180, check=False)
-    assert r.returncode == 0, f"docker {' '.join(args)}: {r.stderr}"
-    return r.stdout
+    return stack.login()
 
 
 def unhealthy_bound(st: Stack) -> float:
@@ -58,13 +51,13 @@ def unhealthy_bound(st: Stack) -> float:
 
 def create_records(st: Stack, http: requests.Session, n: int = 20) -> str:
     tag = f"drill-{secrets.token_hex(5)}"
-    ids = call_kw(http, st, "res.partner", "create", [{"name": f"{tag} {i}"} for i in range(n)])
+    ids = call_kw(http, st.url(), "res.partner", "create", [{"name": f"{tag} {i}"} for i in range(n)])
     assert len(ids) == n
     return tag
 
 
 def count_records(st: Stack, http: requests.Session, tag: str) -> int:
-    return call_kw(http, st, "res.partner", "search_count", [("name", "like", f"{tag} %")])
+    return call_kw(http, st.url(), "res.partner", "search_count", [("name", "like", f"{tag} %")])
 
 
 def wait_odoo(st: Stack, status: str, timeout: float) -> float:
@@ -100,7 +93,7 @@ class ReadinessProbe:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.seen.append(requests.get(local(self.st, "/web/health"), timeout=5).status_code)
+                self.seen.append(requests.get(self.st.url("/web/health"), timeout=5).status_code)
             except requests.RequestException:
                 self.seen.append(0)
             self._stop.wait(0.2)
@@ -113,11 +106,7 @@ class ReadinessProbe:
 
 def assert_archive_verified(stack: Stack) -> None:
     """The project's verifier, inside the postgres container: every segment there, no gap."""
-    verify = subprocess.run(
-        ["docker", "exec", "-u", "postgres", stack.container_id("postgres"), "pg-verify-archive"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    docker("exec", "-u", "postgres", stack.container_id("postgres"), "pg-verify-archive")
 
 
 def outage_then_recovery(stack: Stack, http, drill, name: str, fault, heal) -> None:
@@ -158,12 +147,8 @@ def test_database_killed_readiness_fails_then_recovers_with_all_records(stack: S
         wait_for(lambda: 200 in probe.seen, 30, "a passing readiness probe", interval=0.2)
         os.kill(info["State"]["Pid"], signal.SIGKILL)  # a crash: the restart policy applies
         start = time.monotonic()
-        wait_for(
-            lambda: stack.inspect("postgres")["RestartCount"] > restarts,
-            60,
-            "postgres restarted by its restart policy",
-            interval=0.5,
-        )
+        wait_for(lambda: stack.inspect("postgres")["RestartCount"] > restarts, 60,
+                 "postgres restarted by its restart policy", interval=0.5)
         stack.wait_service_healthy("postgres", timeout=180)
         n = len(probe.seen)
         wait_for(lambda: 200 in probe.seen[n:], 120, "odoo readiness back to 200", interval=0.2)
@@ -174,11 +159,9 @@ def test_database_killed_readiness_fails_then_recovers_with_all_records(stack: S
     assert 503 in seen, f"readiness never reported the outage: {sorted(set(seen))}"
     assert odoo_started_at(stack) == before, "odoo was restarted: it must recover on its own"
     assert count_records(stack, http, tag) == 20
-    drill(
-        "postgres killed (kill -9)",
-        "restarted by policy; Odoo readiness 503 during the outage; " "recovered on its own; 20/20 records",
-        recover,
-    )
+    drill("postgres killed (kill -9)",
+          "restarted by policy; Odoo readiness 503 during the outage; recovered on its own; 20/20 records",
+          recover)
 
 
 def test_database_partitioned_from_odoo_then_reconnected(stack: Stack, http, drill):
@@ -195,7 +178,7 @@ def test_database_partitioned_from_odoo_then_reconnected(stack: Stack, http, dri
 
 def slow(st: Stack, seconds: str, out: list, i: int) -> None:
     try:
-        r = requests.get(local(st, f"/lwtest/sleep?seconds={seconds}"), timeout=120)
+        r = requests.get(st.url(f"/lwtest/sleep?seconds={seconds}"), timeout=120)
         out[i] = (r.status_code, r.text)
     except requests.RequestException as e:
         out[i] = (0, repr(e))
@@ -206,35 +189,26 @@ def start_slow_requests(st: Stack, n: int, seconds: str) -> tuple[list, list[thr
     threads = [threading.Thread(target=slow, args=(st, seconds, results, i), daemon=True) for i in range(n)]
     for t in threads:
         t.start()
-    wait_for(
-        lambda: st.logs("odoo", tail=300).count(f"sleeping {seconds} s") >= n,
-        60,
-        f"{n} slow requests running in Odoo",
-        interval=0.3,
-    )
+    wait_for(lambda: st.logs("odoo", tail=300).count(f"sleeping {seconds} s") >= n, 60,
+             f"{n} slow requests running in Odoo", interval=0.3)
     return results, threads
 
 
 def test_odoo_killed_mid_request_restarts_with_filestore_and_session(stack: Stack, drill):
-    http = login(stack)
+    http = stack.login()
     cookie = http.cookies["session_id"]
     payload = secrets.token_bytes(4096)
-    att_id = call_kw(
-        http,
-        stack,
-        "ir.attachment",
-        "create",
-        {"name": "drill.bin", "datas": base64.b64encode(payload).decode(), "res_model": "res.partner"},
-    )
-    [att] = call_kw(http, stack, "ir.attachment", "read", [att_id], ["store_fname"])
+    datas = base64.b64encode(payload).decode()
+    att_id = call_kw(http, stack.url(), "ir.attachment", "create",
+                     {"name": "drill.bin", "datas": datas, "res_model": "res.partner"})
+    [att] = call_kw(http, stack.url(), "ir.attachment", "read", [att_id], ["store_fname"])
     info = stack.inspect("odoo")
     restarts = info["RestartCount"]
     results, threads = start_slow_requests(stack, 1, "20.25")
     os.kill(info["State"]["Pid"], signal.SIGKILL)  # tini: the whole container dies at once
     start = time.monotonic()
-    wait_for(
-        lambda: stack.inspect("odoo")["RestartCount"] > restarts, 60, "odoo restarted by policy", interval=0.5
-    )
+    wait_for(lambda: stack.inspect("odoo")["RestartCount"] > restarts, 60, "odoo restarted by policy",
+             interval=0.5)
     wait_odoo(stack, "healthy", 300)
     recover = time.monotonic() - start
     for t in threads:
@@ -243,21 +217,14 @@ def test_odoo_killed_mid_request_restarts_with_filestore_and_session(stack: Stac
     assert results[0][0] in (0, 502), results[0]
     again = requests.Session()
     again.cookies.set("session_id", cookie)
-    session = jsonrpc(again, local(stack, "/web/session/get_session_info"), {})
+    session = jsonrpc(again, stack.url("/web/session/get_session_info"), {})
     assert session["uid"], "session lost"
-    [att] = call_kw(again, stack, "ir.attachment", "read", [att_id], ["datas", "store_fname"])
+    [att] = call_kw(again, stack.url(), "ir.attachment", "read", [att_id], ["datas", "store_fname"])
     assert base64.b64decode(att["datas"]) == payload
-    assert (
-        stack.exec(
-            "odoo", "test", "-s", f"/var/lib/odoo/filestore/loomworks/{att['store_fname']}", check=False
-        ).returncode
-        == 0
-    )
-    drill(
-        "Odoo killed mid-request (kill -9)",
-        "restarted by policy; session and filestore attachment " "intact; the killed request got 502",
-        recover,
-    )
+    filestore = f"/var/lib/odoo/filestore/loomworks/{att['store_fname']}"
+    assert stack.exec("odoo", "test", "-s", filestore, check=False).returncode == 0
+    drill("Odoo killed mid-request (kill -9)",
+          "restarted by policy; session and filestore attachment intact; the killed request got 502", recover)
 
 
 def test_docker_stop_lets_every_in_flight_request_finish(stack: Stack, drill):
@@ -276,11 +243,8 @@ def test_docker_stop_lets_every_in_flight_request_finish(stack: Stack, drill):
     start = time.monotonic()
     wait_odoo(stack, "healthy", 300)
     recover = time.monotonic() - start
-    drill(
-        f"docker stop Odoo with {WORKERS} workers busy (6 s requests)",
-        f"{WORKERS}/{WORKERS} in-flight requests answered 200; clean exit after {stop_took:.0f} s",
-        recover,
-    )
+    drill(f"docker stop Odoo with {WORKERS} workers busy (6 s requests)",
+          f"{WORKERS}/{WORKERS} in-flight requests answered 200; clean exit after {stop_took:.0f} s", recover)
 
 
 def test_postgres_killed_under_write_load_keeps_every_acknowledged_write(stack: Stack, http, drill):
@@ -297,7 +261,7 @@ def test_postgres_killed_under_write_load_keeps_every_acknowledged_write(stack: 
         while not stop.is_set():
             i += 1
             try:
-                acked.append(call_kw(http, stack, "res.partner", "create", {"name": f"{tag} {i}"}))
+                acked.append(call_kw(http, stack.url(), "res.partner", "create", {"name": f"{tag} {i}"}))
             except Exception as e:  # refused writes during the outage are expected
                 failures.append(type(e).__name__)
                 stop.wait(0.2)
@@ -310,48 +274,29 @@ def test_postgres_killed_under_write_load_keeps_every_acknowledged_write(stack: 
         os.kill(info["State"]["Pid"], signal.SIGKILL)
         start = time.monotonic()
         at_kill = len(acked)
-        wait_for(
-            lambda: stack.inspect("postgres")["RestartCount"] > info["RestartCount"],
-            60,
-            "postgres restarted by policy",
-            interval=0.5,
-        )
+        wait_for(lambda: stack.inspect("postgres")["RestartCount"] > info["RestartCount"], 60,
+                 "postgres restarted by policy", interval=0.5)
         stack.wait_service_healthy("postgres", timeout=180)
         wait_for(lambda: len(acked) >= at_kill + 20, 180, "writes resumed", interval=0.2)
         recover = time.monotonic() - start
     finally:
         stop.set()
         t.join(60)
-    found = call_kw(http, stack, "res.partner", "search", [("name", "like", f"{tag} %")])
+    found = call_kw(http, stack.url(), "res.partner", "search", [("name", "like", f"{tag} %")])
     missing = set(acked) - set(found)
     assert not missing, f"{len(missing)} acknowledged writes missing after crash recovery"
-    # the archive: switch the current segment out, wait for it, then verify no gap
-    psql = ("psql", "-XAtq", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1")
-    segment = stack.exec("postgres", *psql, "-c", "SELECT pg_walfile_name(pg_switch_wal())").stdout.strip()
-    wait_for(
-        lambda: stack.exec("postgres", "test", "-s", f"/wal_archive/{segment}.gz", check=False).returncode
-        == 0,
-        120,
-        f"{segment} archived",
-        interval=0.5,
-    )
+    stack.archive_wal()  # the current segment switched out and archived, then: no gap
     assert_archive_verified(stack)
-    drill(
-        "postgres killed (kill -9) under write load through Odoo",
-        f"{len(acked)}/{len(acked)} acknowledged writes present; {len(failures)} write(s) refused "
-        f"during the outage; WAL archive verified without gap",
-        recover,
-    )
+    drill("postgres killed (kill -9) under write load through Odoo",
+          f"{len(acked)}/{len(acked)} acknowledged writes present; {len(failures)} write(s) refused "
+          f"during the outage; WAL archive verified without gap", recover)
 
 
 def test_wal_archive_read_only_keeps_segments_then_catches_up(stack: Stack, drill):
     """The archive directory becomes unwritable: archiving fails visibly (log line and
     pg_stat_archiver), PostgreSQL keeps every segment (.ready), nothing half-written lands
     in the archive, and once writable again the archiver catches up with no gap."""
-    psql = ("psql", "-XAtq", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c")
-
-    def q(sql: str) -> str:
-        return stack.exec("postgres", *psql, sql).stdout.strip()
+    q = stack.psql
 
     def ready() -> int:
         return int(q("SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"))
@@ -364,12 +309,8 @@ def test_wal_archive_read_only_keeps_segments_then_catches_up(stack: Stack, dril
         for _ in range(3):
             q("CREATE TABLE IF NOT EXISTS lw_drill_ro (x int); INSERT INTO lw_drill_ro VALUES (1)")
             segments.append(q("SELECT pg_walfile_name(pg_switch_wal())"))
-        wait_for(
-            lambda: int(q("SELECT failed_count FROM pg_stat_archiver")) > failed_before,
-            60,
-            "a failed archive attempt",
-            interval=0.5,
-        )
+        wait_for(lambda: int(q("SELECT failed_count FROM pg_stat_archiver")) > failed_before, 60,
+                 "a failed archive attempt", interval=0.5)
         assert ready() >= 1, "PostgreSQL must keep the unarchived segments"
         assert "not writable" in stack.logs("postgres", tail=200)
         stuck = q("SELECT last_failed_wal FROM pg_stat_archiver")
@@ -380,13 +321,7 @@ def test_wal_archive_read_only_keeps_segments_then_catches_up(stack: Stack, dril
     wait_for(lambda: ready() == 0, 180, "the archiver caught up", interval=0.5)
     recover = time.monotonic() - start
     for seg in segments:
-        assert (
-            stack.exec("postgres", "test", "-s", f"/wal_archive/{seg}.gz", check=False).returncode == 0
-        ), seg
+        assert stack.archived(seg), seg
     assert_archive_verified(stack)
-    drill(
-        "WAL archive read-only",
-        "archiving failed visibly (log + pg_stat_archiver), segments kept; "
-        "caught up with no gap once writable",
-        recover,
-    )
+    drill("WAL archive read-only", "archiving failed visibly (log + pg_stat_archiver), segments kept; "
+          "caught up with no gap once writable", recover)

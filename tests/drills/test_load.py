@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.stack.compose import SERVICES, Stack
-from tests.stack.test_stack import local
+from tests.support.compose import SERVICES, Stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 
@@ -24,13 +23,13 @@ DURATION = 60.0
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory) -> Stack:
-    return stack_factory()
+def stack(stacks) -> Stack:
+    return stacks()
 
 
 def client(st: Stack, stop_at: float, results: list[tuple[str, int | str]]) -> None:
     http = requests.Session()
-    login, rpc = local(st, "/web/login"), local(st, "/web/webclient/version_info")
+    login, rpc = st.url("/web/login"), st.url("/web/webclient/version_info")
     body = {"jsonrpc": "2.0", "method": "call", "id": 1, "params": {}}
     n = 0
     while time.monotonic() < stop_at:

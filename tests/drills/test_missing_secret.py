@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import shutil
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.drills.conftest import drill_project
-from tests.stack.compose import DEV_SECRETS, Stack
+from tests.support.compose import DEV_SECRETS, Stack
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
@@ -29,20 +27,6 @@ def secrets_copy(tmp_path: Path) -> Path:
     return d
 
 
-@pytest.fixture
-def make_stack(images: str) -> Iterator:
-    made: list[Stack] = []
-
-    def make(secrets_dir: Path) -> Stack:
-        st = Stack(tag=images, project=drill_project(), extra_env={"SECRETS_DIR": str(secrets_dir)})
-        made.append(st)
-        return st
-
-    yield make
-    for st in made:
-        st.destroy()
-
-
 def never_started(st: Stack, service: str) -> bool:
     ids = st.run("ps", "-a", "-q", service).stdout.split()
     if not ids:
@@ -51,9 +35,9 @@ def never_started(st: Stack, service: str) -> bool:
     return state["StartedAt"].startswith("0001-") and state["Status"] == "created"
 
 
-def test_missing_secret_file_refused_before_any_container_starts(make_stack, secrets_copy: Path, drill):
+def test_missing_secret_file_refused_before_any_container_starts(stacks, secrets_copy: Path, drill):
     (secrets_copy / "redis_password.txt").unlink()
-    st = make_stack(secrets_copy)
+    st = stacks(env={"SECRETS_DIR": str(secrets_copy)}, start=False)
     r = st.run("up", "-d", "--no-build", check=False, timeout=300)
     assert r.returncode != 0
     assert "redis_password.txt" in r.stderr, r.stderr[-2000:]
@@ -62,9 +46,9 @@ def test_missing_secret_file_refused_before_any_container_starts(make_stack, sec
     drill("edge: secret file missing", "compose refuses, naming the file; no container started")
 
 
-def test_empty_db_password_stops_postgres_with_one_clear_line(make_stack, secrets_copy: Path, drill):
+def test_empty_db_password_stops_postgres_with_one_clear_line(stacks, secrets_copy: Path, drill):
     (secrets_copy / "db_password.txt").write_text("")
-    st = make_stack(secrets_copy)
+    st = stacks(env={"SECRETS_DIR": str(secrets_copy)}, start=False)
     r = st.run("up", "-d", "--no-build", check=False, timeout=600)
     assert r.returncode != 0, r.stdout
     line = "DB_PASSWORD (or DB_PASSWORD_FILE) is required"

@@ -17,8 +17,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.stack.compose import SERVICES, Stack, dev_secret
-from tests.stack.test_stack import local
+from tests.support.compose import SERVICES, Stack, dev_secret, docker
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
@@ -39,8 +38,8 @@ READ_ONLY_ROOT = ("odoo", "nginx", "redis")
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory) -> Stack:
-    return stack_factory()
+def stack(stacks) -> Stack:
+    return stacks()
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +49,10 @@ def secret_values() -> list[str]:
     return values
 
 
-def sh(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} -> {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-    return r
-
-
 def proc_status(st: Stack, service: str) -> dict[str, dict[str, str]]:
-    """/proc/<pid>/status of every process in the container (pid -> fields)."""
-    script = 'for d in /proc/[0-9]*; do [ -r "$d/status" ] && echo "@@${d#/proc/}" && cat "$d/status"; done'
+    """/proc/<pid>/status of every process in the container (pid -> fields), and its Cmdline."""
+    script = ('for d in /proc/[0-9]*; do [ -r "$d/status" ] && echo "@@${d#/proc/}" && cat "$d/status" && '
+              'printf "Cmdline:\\t%s\\n" "$(tr "\\0" " " < "$d/cmdline")"; done')
     out = st.exec(service, "sh", "-c", script).stdout
     procs: dict[str, dict[str, str]] = {}
     cur: dict[str, str] = {}
@@ -79,8 +72,9 @@ def proc_status(st: Stack, service: str) -> dict[str, dict[str, str]]:
 # the postgres user (setpriv). Only PID 1, dumb-init (signal forwarder and reaper, runs
 # nothing else), stays root with the five capabilities compose adds back for that step.
 ROOT_INIT = {"postgres": "dumb-init"}
-# our probe / a health check ("docker-healthch": the kernel keeps 15 characters of a name)
-PROBES = ("sh", "cat", "docker-healthcheck.sh"[:15], "pg_isready", "psql")
+PROBES = ("sh", "cat", "tr", "docker-healthcheck.sh"[:15], "pg_isready", "psql")  # our probe / a health check
+# A health check script started through `#!/usr/bin/env bash` is named "bash": told by its command line.
+PROBE_SCRIPT = "healthcheck"
 
 
 def server_processes(st: Stack, service: str) -> dict[str, dict[str, str]]:
@@ -88,7 +82,8 @@ def server_processes(st: Stack, service: str) -> dict[str, dict[str, str]]:
     if service in ROOT_INIT:
         assert procs["1"]["Name"] == ROOT_INIT[service], procs["1"]
         del procs["1"]
-    return {pid: p for pid, p in procs.items() if p["Name"] not in PROBES}
+    return {pid: p for pid, p in procs.items()
+            if p["Name"] not in PROBES and PROBE_SCRIPT not in p.get("Cmdline", "")}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -132,26 +127,8 @@ def test_read_only_root_filesystem(stack: Stack, service: str, drill):
 
 def test_no_setuid_or_setgid_files_in_the_odoo_image(stack: Stack, drill):
     image = stack.inspect("odoo")["Config"]["Image"]
-    r = sh(
-        "docker",
-        "run",
-        "--rm",
-        "--name",
-        f"lwtest-drill-suid-{secrets.token_hex(4)}",
-        "--network",
-        "none",
-        "--user",
-        "0",
-        "--entrypoint",
-        "find",
-        image,
-        "/",
-        "-xdev",
-        "-perm",
-        "/6000",
-        "-type",
-        "f",
-    )
+    r = docker("run", "--rm", "--name", f"lwtest-drill-suid-{secrets.token_hex(4)}", "--network", "none",
+               "--user", "0", "--entrypoint", "find", image, "/", "-xdev", "-perm", "/6000", "-type", "f")
     assert r.stdout.strip() == "", f"setuid/setgid files in {image}:\n{r.stdout}"
     drill("security: no setuid/setgid files in the Odoo image", "passed")
 
@@ -179,40 +156,17 @@ def test_redis_refuses_unauthenticated_commands(stack: Stack, drill):
     drill("security: Redis refuses unauthenticated commands", "passed")
 
 
-def psql(st: Stack, sql: str, db: str = "postgres") -> str:
-    return st.exec(
-        "postgres", "psql", "-XAtq", "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql
-    ).stdout.strip()
-
-
 def test_odoo_database_user_is_not_superuser_and_scram_everywhere(stack: Stack, drill):
-    assert (
-        psql(
-            stack,
-            "SELECT rolsuper, rolcreaterole, rolreplication, rolbypassrls FROM pg_roles "
-            "WHERE rolname = 'odoo'",
-        )
-        == "f|f|f|f"
-    )
+    role = "SELECT rolsuper, rolcreaterole, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = 'odoo'"
+    assert stack.psql(role) == "f|f|f|f"
     # Odoo's own connection says so too.
-    assert (
-        psql(
-            stack,
-            "SELECT DISTINCT r.rolsuper FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid "
-            "WHERE a.usename = 'odoo'",
-        )
-        == "f"
-    )
-    hashes = psql(
-        stack,
-        "SELECT rolname || ':' || left(rolpassword, 14) FROM pg_authid " "WHERE rolpassword IS NOT NULL",
-    ).splitlines()
+    assert stack.psql("SELECT DISTINCT r.rolsuper FROM pg_stat_activity a JOIN pg_roles r "
+                      "ON r.oid = a.usesysid WHERE a.usename = 'odoo'") == "f"
+    hashes = stack.psql("SELECT rolname || ':' || left(rolpassword, 14) FROM pg_authid "
+                        "WHERE rolpassword IS NOT NULL").splitlines()
     assert hashes and all(h.split(":", 1)[1] == "SCRAM-SHA-256$" for h in hashes), hashes
-    methods = set(
-        psql(
-            stack, "SELECT DISTINCT auth_method FROM pg_hba_file_rules " "WHERE type <> 'local'"
-        ).splitlines()
-    )
+    methods = set(stack.psql("SELECT DISTINCT auth_method FROM pg_hba_file_rules WHERE type <> 'local'")
+                  .splitlines())
     assert methods <= {"scram-sha-256", "reject"}, methods
     drill("security: Odoo DB user not superuser; scram-sha-256", "passed")
 
@@ -220,57 +174,23 @@ def test_odoo_database_user_is_not_superuser_and_scram_everywhere(stack: Stack, 
 def test_database_manager_unreachable_and_list_db_off(stack: Stack, drill):
     conf = stack.exec("odoo", "grep", "-E", "^list_db", "/run/odoo/odoo.conf").stdout.split("=")[1].strip()
     assert conf == "False"
-    paths = (
-        "/web/database/manager",
-        "/web/database/selector",
-        "/web/database/list",
-        "/web/database/backup",
-        "/web/database/drop",
-        "/xmlrpc/2/db",
-        "/xmlrpc/db",
-    )
+    paths = ("/web/database/manager", "/web/database/selector", "/web/database/list", "/web/database/backup",
+             "/web/database/drop", "/xmlrpc/2/db", "/xmlrpc/db")
     for path in paths:
         for method in ("GET", "POST"):
-            r = requests.request(
-                method,
-                local(stack, path),
-                json={} if method == "POST" else None,
-                timeout=30,
-                allow_redirects=False,
-            )
+            r = requests.request(method, stack.url(path), json={} if method == "POST" else None, timeout=30,
+                                 allow_redirects=False)
             assert r.status_code in (403, 404), f"{method} {path} through nginx -> {r.status_code}"
 
     # Odoo itself, bypassing nginx (its port is not published): Odoo 18 still renders the
     # manager page (showing only the current database), but every management call is refused.
     def odoo_rpc(service: str, method: str, *args: object) -> dict:
-        body = json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "method": "call",
-                "id": 1,
-                "params": {"service": service, "method": method, "args": list(args)},
-            }
-        )
-        r = subprocess.run(
-            [
-                "docker",
-                "exec",
-                "-i",
-                stack.container_id("odoo"),
-                "curl",
-                "-s",
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-                "@-",
-                "http://127.0.0.1:8069/jsonrpc",
-            ],
-            input=body,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
+        body = json.dumps({"jsonrpc": "2.0", "method": "call", "id": 1,
+                           "params": {"service": service, "method": method, "args": list(args)}})
+        r = subprocess.run(["docker", "exec", "-i", stack.container_id("odoo"), "curl", "-s", "-H",
+                            "Content-Type: application/json", "--data-binary", "@-",
+                            "http://127.0.0.1:8069/jsonrpc"],
+                           input=body, capture_output=True, text=True, timeout=120, check=True)
         return json.loads(r.stdout)
 
     listing = odoo_rpc("db", "list")
@@ -286,35 +206,26 @@ def test_database_manager_unreachable_and_list_db_off(stack: Stack, drill):
 PROC_DUMP = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\" 2>/dev/null; echo; done"
 
 
-def test_no_secret_value_in_logs_inspect_history_or_process_args(
-    stack: Stack, secret_values: list[str], drill
-):
+def test_no_secret_value_in_logs_inspect_history_or_process_args(stack: Stack, secret_values: list[str],
+                                                                drill):
     found: list[str] = []
     for service in SERVICES:
         cid = stack.container_id(service)
-        logs = sh("docker", "logs", cid)
-        info = sh("docker", "inspect", cid).stdout
+        logs = docker("logs", cid)
+        info = docker("inspect", cid).stdout
         image = json.loads(info)[0]["Config"]["Image"]
-        history = sh(
-            "docker", "history", "--no-trunc", "--format", "{{.CreatedBy}} {{.Comment}}", image
-        ).stdout
-        image_info = sh("docker", "image", "inspect", image).stdout
+        history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}} {{.Comment}}", image).stdout
+        image_info = docker("image", "inspect", image).stdout
         # as the server's own user: only it (or CAP_SYS_PTRACE) may read /proc/<pid>/environ
         user = ["-u", "postgres"] if service == "postgres" else []
-        procs = sh("docker", "exec", *user, cid, "sh", "-c", PROC_DUMP).stdout
-        envs = sh("docker", "exec", *user, cid, "sh", "-c", PROC_DUMP.replace("cmdline", "environ")).stdout
+        procs = docker("exec", *user, cid, "sh", "-c", PROC_DUMP).stdout
+        envs = docker("exec", *user, cid, "sh", "-c", PROC_DUMP.replace("cmdline", "environ")).stdout
         assert envs.count("PATH=") >= 1, f"{service}: no process environment was readable"
-        for where, text in (
-            ("docker logs", logs.stdout + logs.stderr),
-            ("docker inspect", info),
-            ("image history", history),
-            ("image inspect", image_info),
-            ("/proc/*/cmdline", procs),
-            ("/proc/*/environ", envs),
-        ):
-            found += [
-                f"{service}: {where} has {SECRET_NAMES[i]}" for i, v in enumerate(secret_values) if v in text
-            ]
+        for where, text in (("docker logs", logs.stdout + logs.stderr), ("docker inspect", info),
+                            ("image history", history), ("image inspect", image_info),
+                            ("/proc/*/cmdline", procs), ("/proc/*/environ", envs)):
+            found += [f"{service}: {where} has {SECRET_NAMES[i]}"
+                      for i, v in enumerate(secret_values) if v in text]
     assert not found, found
     drill("security: secret scan (docker logs, inspect, image history, /proc cmdline + environ)", "passed")
 
@@ -325,36 +236,14 @@ def images_of(stack: Stack) -> Iterator[dict[str, str]]:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_no_secret_value_in_any_file_of_the_image(
-    images_of: dict[str, str], service: str, secret_values: list[str], drill
-):
+def test_no_secret_value_in_any_file_of_the_image(images_of: dict[str, str], service: str,
+                                                  secret_values: list[str], drill):
     """Every regular file of the image (no secrets mounted in this container) is grepped."""
     patterns = [a for v in secret_values for a in ("-e", v)]
-    r = sh(
-        "docker",
-        "run",
-        "--rm",
-        "--name",
-        f"lwtest-drill-scan-{secrets.token_hex(4)}",
-        "--network",
-        "none",
-        "--user",
-        "0",
-        "--entrypoint",
-        "grep",
-        images_of[service],
-        "-rlF",
-        *patterns,
-        "/",
-        "--exclude-dir=proc",
-        "--exclude-dir=sys",
-        "--exclude-dir=dev",
-        check=False,
-        timeout=600,
-    )
-    assert (
-        r.returncode == 1
-    ), f"{images_of[service]}: grep -> {r.returncode}: {r.stdout[:2000]}{r.stderr[-2000:]}"
+    r = docker("run", "--rm", "--name", f"lwtest-drill-scan-{secrets.token_hex(4)}", "--network", "none",
+               "--user", "0", "--entrypoint", "grep", images_of[service], "-rlF", *patterns, "/",
+               "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", check=False, timeout=600)
+    assert r.returncode == 1, f"{images_of[service]}: grep {r.returncode}: {r.stdout[:2000]}{r.stderr[-999:]}"
     drill(f"security: no secret in any file of {service}'s image", "passed")
 
 
@@ -377,30 +266,15 @@ def raw_request(port: int, head: bytes, timeout: float = 10) -> bytes:
     return b"".join(chunks)
 
 
-@pytest.mark.parametrize(
-    "host",
-    [
-        b"evil.example",
-        b"loomworks.localhost.evil.example",
-        b"a..loomworks.localhost",
-        b"-x.loomworks.localhost",
-        b"x" * 300 + b".loomworks.localhost",
-        b"loomworks.localhost/../x",
-        b"loomworks.localhost\x00.evil.example",
-        b"local host",
-        b"",
-    ],
-)
+@pytest.mark.parametrize("host", [
+    b"evil.example", b"loomworks.localhost.evil.example", b"a..loomworks.localhost",
+    b"-x.loomworks.localhost", b"x" * 300 + b".loomworks.localhost", b"loomworks.localhost/../x",
+    b"loomworks.localhost\x00.evil.example", b"local host", b"",
+])
 def test_malformed_or_foreign_host_never_reaches_odoo(stack: Stack, host: bytes, drill):
     token = secrets.token_hex(6)
-    reply = raw_request(
-        stack.ports["HTTP_LOCAL_PORT"],
-        b"GET /web/login?drill="
-        + token.encode()
-        + b" HTTP/1.1\r\nHost: "
-        + host
-        + b"\r\nConnection: close\r\n\r\n",
-    )
+    reply = raw_request(stack.ports["HTTP_LOCAL_PORT"], b"GET /web/login?drill=" + token.encode()
+                        + b" HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
     status = reply.split(b"\r\n", 1)[0]
     assert reply == b"" or b" 400 " in status or b" 421 " in status, f"Host {host[:40]!r} -> {status!r}"
     assert token not in stack.logs("odoo", tail=400), "the request reached Odoo"
@@ -409,15 +283,8 @@ def test_malformed_or_foreign_host_never_reaches_odoo(stack: Stack, host: bytes,
 
 def test_forged_x_forwarded_for_is_not_believed(stack: Stack, drill):
     token = secrets.token_hex(6)
-    r = requests.get(
-        local(stack, f"/web/login?drill={token}"),
-        timeout=30,
-        headers={
-            "X-Forwarded-For": "203.0.113.66",
-            "X-Real-IP": "203.0.113.67",
-            "Forwarded": "for=203.0.113.68",
-        },
-    )
+    forged = {"X-Forwarded-For": "203.0.113.66", "X-Real-IP": "203.0.113.67", "Forwarded": "for=203.0.113.68"}
+    r = requests.get(stack.url(f"/web/login?drill={token}"), timeout=30, headers=forged)
     assert r.status_code == 200
 
     def logged() -> str | None:
@@ -432,17 +299,13 @@ def test_forged_x_forwarded_for_is_not_believed(stack: Stack, drill):
 def test_oversized_upload_is_refused_and_the_stack_stays_healthy(stack: Stack, drill):
     body = b"\0" * (100 * 1024 * 1024 + 1)
     try:
-        r = requests.post(
-            local(stack, "/web/binary/upload_attachment"),
-            data=body,
-            timeout=120,
-            headers={"Content-Type": "application/octet-stream"},
-        )
+        r = requests.post(stack.url("/web/binary/upload_attachment"), data=body, timeout=120,
+                          headers={"Content-Type": "application/octet-stream"})
         status = r.status_code
     except requests.ConnectionError:
         status = None  # nginx may close while we still send: also a refusal
     assert status in (413, None), status
-    r = requests.get(local(stack, "/web/health"), timeout=30)
+    r = requests.get(stack.url("/web/health"), timeout=30)
     assert r.status_code == 200
     assert stack.health("odoo") == "healthy" and stack.health("nginx") == "healthy"
     drill("edge: 100 MB+1 upload through the stack -> 413", "passed")

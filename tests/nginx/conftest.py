@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.nginx.harness import HttpUpstream, NginxRun, WsEchoUpstream, entrypoint_env, make_root
+from tests.support.nginx import NginxRun
+from tests.support.upstreams import HttpUpstream, WsEchoUpstream
 
 
 @pytest.fixture(scope="session")
@@ -40,24 +41,18 @@ def make_nginx(nginx_binary: str) -> Iterator[Callable[..., NginxRun]]:
     runs: list[NginxRun] = []
 
     def make(**overrides: str) -> NginxRun:
-        root = make_root()
-        run = NginxRun(entrypoint_env(root, NGINX_BIN=nginx_binary, **overrides), root)
-        runs.append(run)
+        runs.append(run := NginxRun.create(nginx_binary, **overrides))
         return run
 
     yield make
     for run in runs:
-        run.stop()
-        shutil.rmtree(run.root, ignore_errors=True)
+        run.destroy()
 
 
 @pytest.fixture(scope="module")
 def nginx(nginx_binary: str, http_upstream: HttpUpstream, ws_upstream: WsEchoUpstream) -> Iterator[NginxRun]:
     """The project's config on loopback in front of the two stand-in upstreams."""
-    root = make_root()
-    run = NginxRun(entrypoint_env(root, NGINX_BIN=nginx_binary, ODOO_HTTP_PORT=str(http_upstream.port),
-                                  ODOO_WS_PORT=str(ws_upstream.port)), root)
-    run.start()
-    yield run
-    run.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    run = NginxRun.create(nginx_binary, ODOO_HTTP_PORT=str(http_upstream.port),
+                          ODOO_WS_PORT=str(ws_upstream.port))
+    yield run.start()
+    run.destroy()

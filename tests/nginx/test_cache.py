@@ -16,7 +16,8 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from tests.nginx.harness import HttpUpstream, NginxRun, Response, request
+from tests.support.nginx import NginxRun, Response, request
+from tests.support.upstreams import HttpUpstream
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration

@@ -8,29 +8,21 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import socket
 import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.nginx.harness import NginxRun, request, run_entrypoint
+from tests.support.nginx import NginxRun, request, run_entrypoint, served_cert_sha256
 
 pytestmark = pytest.mark.integration
 
 TENANT = "acme.loomworks.app"
 
 
-def served_cert_sha256(run: NginxRun, sni: str = TENANT) -> str:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", run.https_port)) as raw, \
-            ctx.wrap_socket(raw, server_hostname=sni) as tls:
-        der = tls.getpeercert(binary_form=True)
-    assert der
-    return hashlib.sha256(der).hexdigest()
+def served(run: NginxRun) -> str:
+    return served_cert_sha256(run.https_port, TENANT)
 
 
 def file_sha256(pem: Path) -> str:
@@ -131,7 +123,7 @@ def test_self_signed_certificate_is_generated_once_and_reused(make_nginx) -> Non
     run = make_nginx()
     run.start()
     generated = run.root / "self-signed" / "fullchain.pem"
-    first = served_cert_sha256(run)
+    first = served(run)
     assert first == file_sha256(generated)
     assert (run.root / "self-signed" / "privkey.pem").stat().st_mode & 0o077 == 0
     # the generated certificate covers the bare domain and any tenant (verified TLS)
@@ -139,7 +131,7 @@ def test_self_signed_certificate_is_generated_once_and_reused(make_nginx) -> Non
         assert request(run.https_port, host, "/nginx-health", context=run.tls_context()).status == 200
     run.stop()
     run.start()
-    assert served_cert_sha256(run) == first
+    assert served(run) == first
     assert "reusing self-signed certificate" in run.log()
 
 
@@ -158,7 +150,7 @@ def test_mounted_certificate_is_served(make_nginx) -> None:
     run = make_nginx()
     cert, _ = make_cert(run.root / "certs")
     run.start()
-    assert served_cert_sha256(run) == file_sha256(cert)
+    assert served(run) == file_sha256(cert)
     assert "using mounted certificate" in run.log()
     assert not (run.root / "self-signed" / "fullchain.pem").exists()
 

@@ -9,15 +9,13 @@ refuses bad settings with one clear line.
 
 from __future__ import annotations
 
-import hashlib
-import socket
-import ssl
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.nginx.harness import request
+from tests.support.containers import Resources, unique, wait_health
+from tests.support.net import host_port
+from tests.support.nginx import request, served_cert_sha256, unverified_tls
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
@@ -42,78 +40,49 @@ http {
 
 @pytest.fixture
 def docker_env(docker_client, nginx_image: str) -> Iterator[Callable]:
-    """run(**kwargs) -> container on a private network; everything removed afterwards."""
-    suffix = uuid.uuid4().hex[:8]
-    network = docker_client.networks.create(f"lwtest-nginx-{suffix}")
-    containers: list = []
+    """run(role, **kwargs) -> container on a private network; everything removed afterwards."""
+    made = Resources(docker_client)
+    network = made.network("nginx")
 
-    def run(name: str, **kwargs):
-        c = docker_client.containers.run(nginx_image, name=f"lwtest-{name}-{suffix}", detach=True,
-                                          network=network.name, **kwargs)
-        containers.append(c)
-        return c
+    def run(role: str, **kwargs):
+        return made.container(nginx_image, role=role, network=network, **kwargs)
 
-    run.suffix = suffix  # type: ignore[attr-defined]
     yield run
-    for c in containers:
-        c.remove(force=True, v=True)
-    network.remove()
-
-
-def host_port(container, port: str) -> int:
-    container.reload()
-    return int(container.ports[port][0]["HostPort"])
-
-
-def health(container) -> str:
-    container.reload()
-    return container.attrs["State"].get("Health", {}).get("Status", "none")
+    made.cleanup()
 
 
 def served_cert(port: int) -> str:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
-            ctx.wrap_socket(raw, server_hostname=TENANT) as tls:
-        return hashlib.sha256(tls.getpeercert(binary_form=True) or b"").hexdigest()
-
-
-def unverified() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    return served_cert_sha256(port, TENANT)
 
 
 def test_image_unprivileged_read_only_healthy_and_routes_via_docker_dns(docker_env) -> None:
-    odoo_name = f"lwtest-odoo-{docker_env.suffix}"
+    odoo_name = unique("odoo")
     edge = docker_env("edge", environment={"ODOO_HOST": odoo_name}, ports=PORTS, read_only=True,
                       tmpfs={"/tmp": "", "/var/cache/nginx": "uid=101,gid=101"})
     https = host_port(edge, "8443/tcp")
-    wait_for(lambda: health(edge) == "healthy", 60, "the nginx container to be healthy")
+    wait_health(edge, "healthy", 60)
 
     uid_line = edge.exec_run(["bash", "-c", "grep -h '^Uid:' /proc/[0-9]*/status | sort -u"]).output.decode()
     assert uid_line.split() == ["Uid:", "101", "101", "101", "101"], uid_line
     assert edge.exec_run(["nginx", "-t"]).exit_code == 0  # /etc/nginx/nginx.conf -> rendered file
 
     # Odoo does not exist yet: nginx still started, and answers 502 with its page.
-    resp = request(https, TENANT, "/web", context=unverified(), source="127.0.0.1")
+    resp = request(https, TENANT, "/web", context=unverified_tls(), source="127.0.0.1")
     assert resp.status == 502 and b"Odoo is not answering" in resp.body
 
-    docker_env("odoo", entrypoint=["bash", "-c", 'printf "%s" "$0" > /tmp/up.conf; '
+    docker_env("odoo", name=odoo_name, entrypoint=["bash", "-c", 'printf "%s" "$0" > /tmp/up.conf; '
                                    'exec nginx -c /tmp/up.conf -g "daemon off;"', UPSTREAM_CONF])
 
     def proxied() -> bool:
-        return request(https, TENANT, "/web", context=unverified(), source="127.0.0.1").status == 200
+        return request(https, TENANT, "/web", context=unverified_tls(), source="127.0.0.1").status == 200
 
     wait_for(proxied, 40, "nginx to resolve the new Odoo container (resolver valid=10s)")
-    body = request(https, TENANT, "/web", context=unverified(), source="127.0.0.1",
+    body = request(https, TENANT, "/web", context=unverified_tls(), source="127.0.0.1",
                    headers={"X-Forwarded-For": "6.6.6.6"}).body.decode().strip()
     kind, host, xff, proto = body.split("|")
     assert (kind, host, proto) == ("http", f"{TENANT}:{https}", "https")
     assert xff and "6.6.6.6" not in xff
-    ws = request(https, TENANT, "/websocket", context=unverified(), source="127.0.0.1",
+    ws = request(https, TENANT, "/websocket", context=unverified_tls(), source="127.0.0.1",
                  headers={"Upgrade": "websocket", "Connection": "Upgrade"})
     assert ws.body.decode().strip() == f"ws|{TENANT}:{https}|websocket"
 
@@ -125,7 +94,7 @@ def test_image_unprivileged_read_only_healthy_and_routes_via_docker_dns(docker_e
 
     # The static cache works on the read-only root: its files go to the /var/cache/nginx tmpfs.
     for _ in range(2):
-        asset = request(https, TENANT, "/web/static/lwtest.js", context=unverified(), source="127.0.0.1")
+        asset = request(https, TENANT, "/web/static/lwtest.js", context=unverified_tls(), source="127.0.0.1")
         assert asset.status == 200 and asset.headers["Cache-Control"] == "max-age=604800"
     def hit_logged() -> bool:
         out = edge.logs().decode()

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.nginx.harness import CLIENT_ADDR, NginxRun, entrypoint_env, make_root, request, ws_connect
-from tests.nginx.odoo_server import OdooServer
+from tests.support.nginx import CLIENT_ADDR, NginxRun, request, ws_connect
+from tests.support.odoo import Odoo
 from tests.support.pg import PgCluster
 from tests.support.wait import wait_for
 
@@ -27,15 +26,14 @@ DOMAIN = "loomworks.app"
 
 
 @pytest.fixture(scope="module")
-def odoo(odoo_tree: Path, pg_cluster: PgCluster) -> Iterator[OdooServer]:
-    server = OdooServer(odoo_tree, pg_cluster)
+def odoo(odoo_tree: Path, pg_cluster: PgCluster) -> Iterator[Odoo]:
+    server = Odoo(odoo_tree, pg_cluster)
     try:
-        server.prepare_role()
         for db in ("acme", "bigco"):
             pg_cluster.psql(f'DROP DATABASE IF EXISTS "{db}"')
-        server.create_db("acme")
-        server.create_db("bigco", template="acme")
-        server.start(db_filter="^%d$", proxy_mode=True)
+        server.init_db("acme")
+        server.clone_db("bigco", template="acme")
+        server.start(dbfilter="^%d$", proxy_mode=True, workers=0).wait_http("/web/health")
         yield server
     finally:
         server.destroy()
@@ -44,15 +42,12 @@ def odoo(odoo_tree: Path, pg_cluster: PgCluster) -> Iterator[OdooServer]:
 
 
 @pytest.fixture(scope="module")
-def edge(nginx_binary: str, odoo: OdooServer) -> Iterator[NginxRun]:
-    root = make_root()
+def edge(nginx_binary: str, odoo: Odoo) -> Iterator[NginxRun]:
     # threaded Odoo serves /websocket on its HTTP port
-    run = NginxRun(entrypoint_env(root, NGINX_BIN=nginx_binary, LOOMWORKS_DOMAIN=DOMAIN,
-                                  ODOO_HTTP_PORT=str(odoo.port), ODOO_WS_PORT=str(odoo.port)), root)
-    run.start()
-    yield run
-    run.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    run = NginxRun.create(nginx_binary, LOOMWORKS_DOMAIN=DOMAIN, ODOO_HTTP_PORT=str(odoo.port),
+                          ODOO_WS_PORT=str(odoo.port))
+    yield run.start()
+    run.destroy()
 
 
 def authenticate(edge: NginxRun, host: str, db: str) -> dict:
@@ -83,7 +78,7 @@ def test_unknown_tenant_gets_no_database(edge: NginxRun) -> None:
     assert "Database not found" in json.dumps(resp.get("error")), resp
 
 
-def test_odoo_logs_the_client_address_nginx_saw(edge: NginxRun, odoo: OdooServer) -> None:
+def test_odoo_logs_the_client_address_nginx_saw(edge: NginxRun, odoo: Odoo) -> None:
     probe = uuid.uuid4().hex
     resp = request(edge.https_port, f"acme.{DOMAIN}", f"/web/login?probe={probe}", context=edge.tls_context(),
                    headers={"X-Forwarded-For": "6.6.6.6", "X-Real-IP": "6.6.6.6"})
@@ -109,17 +104,17 @@ def test_real_odoo_websocket_upgrades_through_nginx(edge: NginxRun) -> None:
     ws = ws_connect(edge.https_port, f"acme.{DOMAIN}", "/websocket?version=18.0-1",
                     context=edge.tls_context())
     try:
-        assert ws.status == 101, ws.headers
-        assert ws.headers["upgrade"].lower() == "websocket"
+        assert ws.getstatus() == 101, ws.getheaders()
+        assert ws.getheaders()["upgrade"].lower() == "websocket"
     finally:
         ws.close()
 
 
-def odoo_requests(odoo: OdooServer, uri: str) -> int:
+def odoo_requests(odoo: Odoo, uri: str) -> int:
     return sum(1 for ln in odoo.log().splitlines() if f'"GET {uri} HTTP' in ln)
 
 
-def test_real_asset_bundles_and_static_files_are_cached_per_tenant(edge: NginxRun, odoo: OdooServer) -> None:
+def test_real_asset_bundles_and_static_files_are_cached_per_tenant(edge: NginxRun, odoo: Odoo) -> None:
     """Odoo's real answers are storable: a session's second request for a bundle or a
     static file is answered by nginx; each tenant's bundle is fetched from Odoo once."""
     for tenant in ("acme", "bigco"):

@@ -18,19 +18,19 @@ import warnings
 
 import pytest
 
-from tests.nginx.harness import (
+from tests.support.net import free_port
+from tests.support.nginx import (
     CLIENT_ADDR,
     MB,
     REPO,
-    HttpUpstream,
     NginxRun,
-    WsEchoUpstream,
     Zeros,
     request,
     run_entrypoint,
+    unverified_tls,
     ws_connect,
 )
-from tests.support.net import free_port
+from tests.support.upstreams import HttpUpstream, WsEchoUpstream
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -76,9 +76,7 @@ def _tls_client(version: ssl.TLSVersion) -> ssl.SSLContext:
     so a failure is the server's refusal, not the client's)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+        ctx = unverified_tls()
         ctx.set_ciphers("ALL:@SECLEVEL=0")
         ctx.minimum_version = version
         ctx.maximum_version = version
@@ -227,9 +225,9 @@ def test_local_listener_proxies_without_redirect(nginx: NginxRun, http_upstream:
         assert_security_headers(resp, hsts=False)
     ws = ws_connect(nginx.local_port, "localhost", "/websocket")
     try:
-        assert ws.status == 101 and ws.headers["x-upstream"] == "ws"
+        assert ws.getstatus() == 101 and ws.getheaders()["x-upstream"] == "ws"
         ws.send("hello-local")
-        assert ws.recv(timeout=10) == "echo:hello-local"
+        assert ws.recv() == "echo:hello-local"
     finally:
         ws.close()
 
@@ -242,15 +240,15 @@ def test_websocket_upgrade_reaches_the_gevent_port(nginx: NginxRun, ws_upstream:
                                                    path: str) -> None:
     ws = ws_connect(nginx.https_port, TENANT, path, context=nginx.tls_context())
     try:
-        assert ws.status == 101
-        assert ws.headers["x-upstream"] == "ws"  # only the websocket stand-in answers 101
-        seen = json.loads(ws.headers["x-seen"])
+        assert ws.getstatus() == 101
+        assert ws.getheaders()["x-upstream"] == "ws"  # only the websocket stand-in answers 101
+        seen = json.loads(ws.getheaders()["x-seen"])
         assert seen["host"] == seen["x-forwarded-host"] == f"{TENANT}:{nginx.https_port}"
         assert seen["x-forwarded-for"] == seen["x-real-ip"] == CLIENT_ADDR
         assert seen["x-forwarded-proto"] == "https"
         for i in range(3):
             ws.send(f"ping {i}")
-            assert ws.recv(timeout=10) == f"echo:ping {i}"
+            assert ws.recv() == f"echo:ping {i}"
     finally:
         ws.close()
 

@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-from tests.nginx.harness import NginxRun, WsEchoUpstream, ws_connect
+from tests.support.nginx import NginxRun, ws_connect
+from tests.support.upstreams import WsEchoUpstream
 
 pytestmark = pytest.mark.integration
 
@@ -31,15 +32,17 @@ def test_websocket_carries_messages_both_ways_for_over_60s(nginx: NginxRun,
                                                            ws_upstream: WsEchoUpstream) -> None:
     ws = ws_connect(nginx.https_port, "acme.loomworks.app", "/websocket", context=nginx.tls_context())
     try:
-        assert ws.status == 101
+        assert ws.getstatus() == 101
         started = time.monotonic()
         ws.send("hello")
-        assert ws.recv(timeout=10) == "echo:hello"
+        assert ws.recv() == "echo:hello"
         ws.send(f"push-after {IDLE}")
-        assert ws.recv(timeout=IDLE + 15) == "push"  # server -> client after the silence
+        ws.settimeout(IDLE + 15)
+        assert ws.recv() == "push"  # server -> client after the silence
+        ws.settimeout(10)
         for i in range(3):
             ws.send(f"after-idle {i}")
-            assert ws.recv(timeout=10) == f"echo:after-idle {i}"
+            assert ws.recv() == f"echo:after-idle {i}"
         assert time.monotonic() - started >= 60
     finally:
         ws.close()

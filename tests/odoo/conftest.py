@@ -8,15 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.odoo.odoo_proc import (
-    DB_NAME,
-    OdooProcess,
-    create_role,
-    dump_database,
-    init_database,
-    restore_database,
-    write_config,
-)
+from tests.support.odoo import DB_NAME, Odoo, dump_database, restore_database
 from tests.support.pg import PgCluster
 
 
@@ -27,22 +19,16 @@ class HealthDb:
     conf: Path
     data_dir: Path
     dump: Path
-    log: Path
 
 
 @pytest.fixture(scope="session")
 def health_db(odoo_tree: Path, pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> HealthDb:
     """``lwtest_health`` in the session cluster with loomworks_health installed (no demo data)."""
     work = tmp_path_factory.mktemp("odoo")
-    data_dir = work / "data"
-    data_dir.mkdir()
-    create_role(pg_cluster)
-    conf = write_config(work / "odoo.conf", pg_cluster, odoo_tree, data_dir,
-                        db_name=DB_NAME, log_level="warn")
-    log = work / "init.log"
-    init_database(odoo_tree, conf, DB_NAME, "loomworks_health", log)
+    odoo = Odoo(odoo_tree, pg_cluster, {"db_name": DB_NAME, "log_level": "warn"}, root=work)
+    odoo.init_db(DB_NAME, "loomworks_health")
     dump = dump_database(pg_cluster, DB_NAME, work / f"{DB_NAME}.dump")
-    return HealthDb(pg_cluster, DB_NAME, conf, data_dir, dump, log)
+    return HealthDb(pg_cluster, DB_NAME, odoo.conf, Path(odoo.data_dir), dump)
 
 
 @pytest.fixture
@@ -54,17 +40,15 @@ def private_health_db(make_pg_cluster, health_db: HealthDb) -> PgCluster:
 
 
 @pytest.fixture
-def odoo_server(odoo_tree: Path, health_db: HealthDb, tmp_path: Path) -> Iterator:
+def odoo_server(odoo_tree: Path, health_db: HealthDb) -> Iterator:
     """Factory: ``odoo_server(cluster, *args, **conf_options)`` starts odoo-bin; stopped at teardown."""
-    servers: list[OdooProcess] = []
+    servers: list[Odoo] = []
 
-    def start(cluster: PgCluster, *args: str, **options: object) -> OdooProcess:
-        n = len(servers)
-        conf = write_config(tmp_path / f"odoo-{n}.conf", cluster, odoo_tree, health_db.data_dir, **options)
-        server = OdooProcess(odoo_tree, conf, list(args), log=tmp_path / f"odoo-{n}.log").start()
+    def start(cluster: PgCluster, *args: str, **options: object) -> Odoo:
+        server = Odoo(odoo_tree, cluster, data_dir=health_db.data_dir).start(*args, **options)
         servers.append(server)
         return server
 
     yield start
     for server in servers:
-        server.stop()
+        server.destroy()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.odoo.odoo_proc import ADDONS, REPO
+from tests.support.odoo import ADDONS, REPO
 
 pytestmark = pytest.mark.odoo
 

@@ -11,7 +11,7 @@ import psycopg2
 import pytest
 import requests
 
-from tests.odoo.odoo_proc import DB_NAME, ODOO_ROLE, SERVER_WIDE_HEALTH, tail
+from tests.support.odoo import DB_NAME, ODOO_ROLE, SERVER_WIDE_HEALTH, tail
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.odoo
@@ -55,7 +55,7 @@ def test_postgres_stop_flips_readiness_and_back_without_restart(private_health_d
 
     cluster.start()
     assert_pass(get(server))  # the very next request, same process
-    assert server.running() and server.pid == pid, tail(server.log)
+    assert server.running() and server.pid == pid, tail(server.log_path)
 
 
 def _waiting_on_lock(cluster) -> bool:
@@ -91,7 +91,7 @@ def test_failed_registry_load_is_not_healthy_and_recovers(private_health_db, odo
     cluster.psql(f"REVOKE ALL ON ir_module_module FROM {ODOO_ROLE}", db=DB_NAME)
     server = odoo_server(cluster, LOAD, "-d", DB_NAME)
     server.wait_http("/web/health/live", 200)
-    wait_for(lambda: "Failed to initialize database" in server.log.read_text(errors="replace"), 120,
+    wait_for(lambda: "Failed to initialize database" in server.log(), 120,
              "the preload to fail")
     assert_fail(get(server), "registry_failed")
     pid = server.pid

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres.helpers import (
+from tests.support.pg import (
     ARCHIVE_WAL,
     LIB_ENV,
     SEGMENT,
@@ -25,7 +25,6 @@ from tests.postgres.helpers import (
     gz_files,
     make_archive_dir,
     pg_ids,
-    rmtree,
     tmpfs,
 )
 from tests.support.wait import wait_for
@@ -41,8 +40,8 @@ def work():
     arch = make_archive_dir()
     src = make_archive_dir()
     yield arch, src
-    rmtree(arch)
-    rmtree(src)
+    shutil.rmtree(arch, ignore_errors=True)
+    shutil.rmtree(src, ignore_errors=True)
 
 
 def segment(src_dir: Path, name: str = NAME, seed: bytes = b"a", size: int = SEGMENT) -> Path:
@@ -173,7 +172,7 @@ def test_missing_compressor_exits_1_not_127(work):
     try:
         r = archive(segment(src), NAME, arch, ENV_PATH=str(only_bash))
     finally:
-        rmtree(only_bash)
+        shutil.rmtree(only_bash, ignore_errors=True)
     assert r.returncode == 1, r.stderr
     assert "NOT archived" in r.stderr
     assert list(arch.iterdir()) == []

@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.postgres.helpers import (
+from tests.support.pg import (
+    PG_BIN,
     SEGMENT,
     archive_settings,
     archiver_stats,
     decompressed,
     gz_files,
     make_archive_dir,
+    pg_ids,
     pgbench,
     ready_files,
-    rmtree,
     switch_wal,
     tmpfs,
     verify_archive,
     wait_archived,
 )
-from tests.support.pg import PG_BIN
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.integration
 def arch():
     d = make_archive_dir()
     yield d
-    rmtree(d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_switch_wal_archives_a_clean_16mb_segment(make_pg_cluster, arch):
@@ -71,7 +72,7 @@ def test_failed_archiving_keeps_segment_and_catches_up(make_pg_cluster, fault, t
     with tmpfs("64m") as mnt:
         arch = mnt / "archive"
         arch.mkdir(mode=0o700)
-        os.chown(arch, *_pg_ids())
+        os.chown(arch, *pg_ids())
         c = make_pg_cluster(**archive_settings(arch)).start()
         c.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 10000) g")
         wait_for(lambda: not ready_files(c), 30, "startup segments to be archived")
@@ -100,12 +101,6 @@ def test_failed_archiving_keeps_segment_and_catches_up(make_pg_cluster, fault, t
         r = verify_archive(arch)
         assert r.returncode == 0, r.stderr
         c.destroy()
-
-
-def _pg_ids() -> tuple[int, int]:
-    from tests.postgres.helpers import pg_ids
-
-    return pg_ids()
 
 
 def _postmaster_children(pid: int) -> list[int]:

@@ -2,44 +2,33 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import psycopg2
 import pytest
 
-from tests.postgres.containers import (
-    APP_PASSWORD,
-    PASSWORD,
-    Stack,
+from tests.support.containers import (
+    PG_APP_PASSWORD,
+    PG_PASSWORD,
     exec_sh,
-    host_port,
+    pg_ready,
     psql,
+    secret_file,
     wait_exited,
-    wait_healthy,
 )
+from tests.support.net import host_port
+from tests.support.pg import SEGMENT
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
-SEGMENT = 16 * 1024 * 1024
-
-
-@pytest.fixture
-def stack(docker_client, postgres_image):
-    s = Stack(docker_client, postgres_image)
-    yield s
-    s.cleanup()
-
 
 def connect(c, user: str, password: str, db: str = "postgres"):
-    return psycopg2.connect(host="127.0.0.1", port=host_port(c), user=user, password=password,
+    return psycopg2.connect(host="127.0.0.1", port=host_port(c, 5432), user=user, password=password,
                             dbname=db, connect_timeout=5)
 
 
-def test_settings_archiving_and_archive_timeout_in_container(stack):
-    c = stack.run(stack.volume_set())
-    wait_healthy(c)
+def test_settings_archiving_and_archive_timeout_in_container(postgres):
+    c = postgres.run(postgres.volume_set())
+    pg_ready(c)
     assert psql(c, "SHOW wal_level") == "replica"
     assert psql(c, "SHOW archive_mode") == "on"
     assert psql(c, "SELECT setting || unit FROM pg_settings WHERE name = 'archive_timeout'") == "300s"
@@ -65,15 +54,15 @@ def test_settings_archiving_and_archive_timeout_in_container(stack):
     assert psql(c, "SELECT failed_count FROM pg_stat_archiver") == "0"
 
 
-def test_roles_and_scram_auth_over_tcp(stack):
-    c = stack.run(stack.volume_set())
-    wait_healthy(c)
-    with connect(c, "odoo", APP_PASSWORD) as conn, conn.cursor() as cur:
+def test_roles_and_scram_auth_over_tcp(postgres):
+    c = postgres.run(postgres.volume_set())
+    pg_ready(c)
+    with connect(c, "odoo", PG_APP_PASSWORD) as conn, conn.cursor() as cur:
         cur.execute("SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles"
                     " WHERE rolname = current_user")
         assert cur.fetchone() == (False, True, False, True)
     conn.close()
-    conn = connect(c, "odoo", APP_PASSWORD)
+    conn = connect(c, "odoo", PG_APP_PASSWORD)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("CREATE DATABASE odoo_created_db")  # Odoo's database manager needs CREATEDB
@@ -82,7 +71,7 @@ def test_roles_and_scram_auth_over_tcp(stack):
     conn.close()
     with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
         connect(c, "odoo", "wrong-password")
-    with connect(c, "postgres", PASSWORD, db="loomworks") as su, su.cursor() as cur:
+    with connect(c, "postgres", PG_PASSWORD, db="loomworks") as su, su.cursor() as cur:
         cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         assert cur.fetchone() == (True,)
     su.close()
@@ -94,51 +83,37 @@ def test_roles_and_scram_auth_over_tcp(stack):
     assert (rc, out.strip()) == (0, "999")
 
 
-def test_persistence_init_idempotence_secrets_and_fast_shutdown(stack):
-    vols = stack.volume_set()
-    secret_dir = Path(tempfile.mkdtemp(prefix="lwtest-secret-"))
-    secret = secret_dir / "pg_password"
-    secret.write_text(PASSWORD + "\n")
-    secret.chmod(0o644)
-    try:
-        c1 = stack.run(vols, env={"POSTGRES_PASSWORD": None, "POSTGRES_PASSWORD_FILE": "/run/secrets/pg"},
-                       mounts=[_bind(secret, "/run/secrets/pg")])
-        wait_healthy(c1)
-        c1.reload()
-        assert PASSWORD not in str(c1.attrs["Config"]), "password visible in docker inspect"
-        psql(c1, "CREATE TABLE kept(x text); INSERT INTO kept VALUES ('survives')", db="loomworks")
-        name = psql(c1, "SELECT pg_walfile_name(pg_switch_wal())")
-        wait_for(lambda: exec_sh(c1, ["test", "-f", f"/wal_archive/{name}.gz"])[0] == 0, 30, "archiving")
-        idle = connect(c1, "odoo", APP_PASSWORD)  # an idle session must not delay shutdown
-        c1.kill(signal="SIGTERM")
-        assert wait_exited(c1, timeout=30) == 0
-        logs1 = c1.logs().decode()
-        assert "received fast shutdown request" in logs1
-        assert "database system is shut down" in logs1
-        assert PASSWORD not in logs1 and APP_PASSWORD not in logs1
-        idle.close()
-        c1.remove(v=False)
-        stack.containers.remove(c1)
-    finally:
-        secret.unlink()
-        secret_dir.rmdir()
+def test_persistence_init_idempotence_secrets_and_fast_shutdown(postgres, tmp_path):
+    vols = postgres.volume_set()
+    c1 = postgres.run(vols, env={"POSTGRES_PASSWORD": None, "POSTGRES_PASSWORD_FILE": "/run/secrets/pg"},
+                   volumes=secret_file(tmp_path, "pg", PG_PASSWORD))
+    pg_ready(c1)
+    c1.reload()
+    assert PG_PASSWORD not in str(c1.attrs["Config"]), "password visible in docker inspect"
+    psql(c1, "CREATE TABLE kept(x text); INSERT INTO kept VALUES ('survives')", db="loomworks")
+    name = psql(c1, "SELECT pg_walfile_name(pg_switch_wal())")
+    wait_for(lambda: exec_sh(c1, ["test", "-f", f"/wal_archive/{name}.gz"])[0] == 0, 30, "archiving")
+    idle = connect(c1, "odoo", PG_APP_PASSWORD)  # an idle session must not delay shutdown
+    c1.kill(signal="SIGTERM")
+    assert wait_exited(c1, timeout=30) == 0
+    logs1 = c1.logs().decode()
+    assert "received fast shutdown request" in logs1
+    assert "database system is shut down" in logs1
+    assert PG_PASSWORD not in logs1 and PG_APP_PASSWORD not in logs1
+    idle.close()
+    c1.remove(v=False)
+    postgres.containers.remove(c1)
 
-    c2 = stack.run(vols, env={"POSTGRES_PASSWORD": "a-different-password", "DB_USER": None,
-                              "DB_PASSWORD": None})
-    wait_healthy(c2)
+    c2 = postgres.run(vols, env={"POSTGRES_PASSWORD": "a-different-password", "DB_USER": None,
+                                 "DB_PASSWORD": None})
+    pg_ready(c2)
     logs2 = c2.logs().decode()
     assert "existing cluster" in logs2 and "initialising" not in logs2
     assert psql(c2, "SELECT x FROM kept", db="loomworks") == "survives"
     assert exec_sh(c2, ["test", "-f", f"/wal_archive/{name}.gz"])[0] == 0
-    connect(c2, "postgres", PASSWORD).close()  # init did not run again: the old password holds
+    connect(c2, "postgres", PG_PASSWORD).close()  # init did not run again: the old password holds
     with pytest.raises(psycopg2.OperationalError):
         connect(c2, "postgres", "a-different-password")
-
-
-def _bind(src: Path, target: str):
-    from docker.types import Mount
-
-    return Mount(target=target, source=str(src), type="bind", read_only=True)
 
 
 @pytest.mark.parametrize(
@@ -156,8 +131,8 @@ def _bind(src: Path, target: str):
     ids=["no-password", "app-user-without-password", "app-password-without-user", "bad-user",
          "app-user-is-superuser", "both-password-and-file", "unreadable-file"],
 )
-def test_bad_environment_stops_with_one_clear_line(stack, env, message):
-    c = stack.run({}, env=env)
+def test_bad_environment_stops_with_one_clear_line(postgres, env, message):
+    c = postgres.run({}, env=env)
     rc = wait_exited(c, timeout=60)
     out = c.logs().decode()
     assert rc != 0
@@ -165,27 +140,27 @@ def test_bad_environment_stops_with_one_clear_line(stack, env, message):
     assert len(errors) == 1, out
     assert message in errors[0]
     assert "initialising" not in out
-    assert PASSWORD not in out and APP_PASSWORD not in out
+    assert PG_PASSWORD not in out and PG_APP_PASSWORD not in out
 
 
-def test_deprecated_app_db_names_still_create_the_login_with_one_warning_each(stack):
-    c = stack.run(stack.volume_set(), env={"DB_USER": None, "DB_PASSWORD": None, "APP_DB_USER": "odoo",
-                                           "APP_DB_PASSWORD": APP_PASSWORD})
-    wait_healthy(c)
+def test_deprecated_app_db_names_still_create_the_login_with_one_warning_each(postgres):
+    c = postgres.run(postgres.volume_set(), env={"DB_USER": None, "DB_PASSWORD": None,
+                                                 "APP_DB_USER": "odoo", "APP_DB_PASSWORD": PG_APP_PASSWORD})
+    pg_ready(c)
     out = c.logs().decode()
     for old, new in (("APP_DB_USER", "DB_USER"), ("APP_DB_PASSWORD", "DB_PASSWORD")):
         assert out.count(f"entrypoint: warning: {old} is deprecated; use {new}\n") == 1, out
-    assert "created login role odoo" in out and APP_PASSWORD not in out
-    connect(c, "odoo", APP_PASSWORD).close()
+    assert "created login role odoo" in out and PG_APP_PASSWORD not in out
+    connect(c, "odoo", PG_APP_PASSWORD).close()
 
 
-def test_restart_does_not_reinitialise_and_files_belong_to_postgres(stack):
+def test_restart_does_not_reinitialise_and_files_belong_to_postgres(postgres):
     """A restart is a no-op init; everything in the volumes stays owned by uid 999."""
-    vols = stack.volume_set()
-    c = stack.run(vols)
-    wait_healthy(c)
+    vols = postgres.volume_set()
+    c = postgres.run(vols)
+    pg_ready(c)
     c.restart(timeout=30)
-    wait_healthy(c)
+    pg_ready(c)
     assert c.logs().decode().count("initialisation complete") == 1
     find = "find $PGDATA /wal_archive /backups ! -user postgres | wc -l"
     rc, out = exec_sh(c, ["bash", "-c", find], user="root")

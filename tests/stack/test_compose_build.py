@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.stack.compose import Stack
+from tests.support.compose import Stack
 
 pytestmark = pytest.mark.docker
 

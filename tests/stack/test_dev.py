@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import requests
-import websocket
 
-from tests.stack.compose import REPO, Stack
+from tests.support.compose import REPO, Stack
+from tests.support.containers import make_readable
+from tests.support.images import TAG
+from tests.support.nginx import ws_connect
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
@@ -43,19 +45,6 @@ def write_probe_addon(addons: Path, version: str) -> Path:
     return controller
 
 
-def make_readable(root: Path) -> None:
-    """The container runs as uid 1000: the bind-mounted copy must be readable by it."""
-    for p in [root, *root.rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
-
-
-@pytest.fixture(scope="module")
-def dev_image(erp_image: str) -> str:
-    from tests.support.images import build, tag
-
-    return build(tag("erp-dev"))
-
-
 @pytest.fixture(scope="module")
 def addons(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dev-addons") / "addons"
@@ -66,18 +55,12 @@ def addons(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def dev_stack(dev_image, postgres_image, nginx_image, redis_image, addons: Path) -> Iterator[Stack]:
-    st = Stack(files=DEV, tag=dev_image.rsplit(":", 1)[1], extra_env={"LOOMWORKS_ADDONS_DIR": str(addons)})
+def dev_stack(erp_dev_image, stack_tag, addons: Path) -> Iterator[Stack]:
+    st = Stack(files=DEV, tag=stack_tag, extra_env={"LOOMWORKS_ADDONS_DIR": str(addons)})
     try:
-        st.up()
-        st.wait_healthy(timeout=900)
-        yield st
+        yield st.start()
     finally:
         st.destroy()
-
-
-def local(st: Stack, path: str) -> str:
-    return f"http://127.0.0.1:{st.ports['HTTP_LOCAL_PORT']}{path}"
 
 
 def get_text(url: str) -> str | None:
@@ -128,18 +111,16 @@ def dap_initialize(port: int, timeout: float = 15) -> dict:
     raise TimeoutError("no initialize response")
 
 
-def test_dev_stack_is_healthy_with_the_threaded_server(dev_stack: Stack, dev_image: str):
+def test_dev_stack_is_healthy_with_the_threaded_server(dev_stack: Stack):
     attrs = dev_stack.inspect("odoo")
-    assert attrs["Config"]["Image"] == dev_image
+    assert attrs["Config"]["Image"] == f"loomworks/erp-dev:{TAG}"
     assert attrs["HostConfig"]["NanoCpus"] == 0 and attrs["HostConfig"]["Memory"] == 0
-    assert requests.get(local(dev_stack, "/web/health"), timeout=10).status_code == 200
-    assert get_text(local(dev_stack, "/lwtest/live")) == "v1"
+    assert requests.get(dev_stack.url("/web/health"), timeout=10).status_code == 200
+    assert get_text(dev_stack.url("/lwtest/live")) == "v1"
 
 
 def test_websocket_on_the_local_port_in_dev(dev_stack: Stack):
-    port = dev_stack.ports["HTTP_LOCAL_PORT"]
-    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/websocket", timeout=10,
-                                     header=[f"Origin: http://127.0.0.1:{port}"])
+    ws = ws_connect(dev_stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1", "/websocket", source="127.0.0.1")
     try:
         assert ws.getstatus() == 101
     finally:
@@ -156,7 +137,7 @@ def test_python_change_on_the_host_is_served_without_rebuild(dev_stack: Stack, a
     before = dev_stack.inspect("odoo")
     controller = write_probe_addon(addons, "v2")
     make_readable(controller.parent)
-    url = local(dev_stack, "/lwtest/live")
+    url = dev_stack.url("/lwtest/live")
     wait_for(lambda: get_text(url) == "v2", 120, "/lwtest/live to answer v2 after the edit", interval=1)
     after = dev_stack.inspect("odoo")
     # Same container, same image, same process tree: Odoo re-executed itself in place

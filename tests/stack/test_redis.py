@@ -2,86 +2,52 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import docker.errors
-from tests.stack.resp import Resp, RespError
-from tests.support.wait import wait_for
+from tests.support.containers import Resources, secret_file, unique, wait_exited, wait_health
+from tests.support.net import host_port
+from tests.support.resp import Resp, RespError
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
 def run_redis(docker_client, redis_image: str, tmp_path: Path) -> Iterator:
-    """Start Redis containers with a password file; all removed afterwards."""
-    containers = []
-    volumes = []
+    """Start Redis containers with a password file; all removed afterwards (volumes too)."""
+    made = Resources(docker_client)
 
     def run(*, password: str | None = None, volume: str | None = None, env: dict | None = None, **kw):
         environment = dict(env or {})
         mounts = {}
         if password is not None:
-            secret = tmp_path / f"redis-pw-{uuid.uuid4().hex[:6]}"
-            secret.write_text(password + "\n")
-            secret.chmod(0o644)
-            mounts[str(secret)] = {"bind": "/run/secrets/redis_password", "mode": "ro"}
+            (secret_dir := tmp_path / unique("pw")).mkdir()
+            mounts.update(secret_file(secret_dir, "redis_password", password))
             environment.setdefault("REDIS_PASSWORD_FILE", "/run/secrets/redis_password")
         if volume:
-            if volume not in volumes:
-                volumes.append(volume)
+            if volume not in made.volumes:
+                made.volumes.append(volume)
             mounts[volume] = {"bind": "/data", "mode": "rw"}
-        c = docker_client.containers.run(
-            redis_image, detach=True, name=f"lwtest-redis-{uuid.uuid4().hex[:8]}",
-            environment=environment, volumes=mounts, ports={"6379/tcp": ("127.0.0.1", None)}, **kw,
-        )
-        containers.append(c)
-        return c
+        return made.container(redis_image, role="redis", environment=environment, volumes=mounts,
+                              ports={"6379/tcp": ("127.0.0.1", None)}, **kw)
 
     yield run
-    for c in containers:
-        with contextlib.suppress(docker.errors.NotFound):
-            c.remove(force=True, v=True)
-    for v in volumes:
-        with contextlib.suppress(Exception):  # already gone
-            docker_client.volumes.get(v).remove(force=True)
-
-
-def host_port(c) -> int:
-    c.reload()
-    return int(c.attrs["NetworkSettings"]["Ports"]["6379/tcp"][0]["HostPort"])
-
-
-def wait_healthy(c, timeout: float = 60) -> None:
-    def healthy() -> bool:
-        c.reload()
-        state = c.attrs["State"]
-        if state["Status"] == "exited":
-            raise AssertionError(f"redis exited: {c.logs().decode()[-2000:]}")
-        return state.get("Health", {}).get("Status") == "healthy"
-
-    wait_for(healthy, timeout, f"{c.name} healthy", interval=0.5)
-
-
-def wait_exit(c, timeout: float = 30) -> int:
-    return int(c.wait(timeout=timeout)["StatusCode"])
+    made.cleanup()
 
 
 def auth_client(c, password: str) -> Resp:
-    r = Resp("127.0.0.1", host_port(c))
+    r = Resp("127.0.0.1", host_port(c, 6379))
     assert r.call("AUTH", password) == "OK"
     return r
 
 
 def test_refuses_to_start_without_a_password(run_redis):
     c = run_redis()
-    assert wait_exit(c) != 0
+    assert wait_exited(c) != 0
     logs = c.logs().decode()
     assert "REDIS_PASSWORD (or REDIS_PASSWORD_FILE) is required" in logs
     assert "Ready to accept connections" not in logs
@@ -92,7 +58,7 @@ def test_refuses_to_start_without_a_password(run_redis):
 ])
 def test_bad_setting_stops_with_one_clear_line(run_redis, var, value):
     c = run_redis(password="pw-" + secrets.token_hex(4), env={var: value})
-    assert wait_exit(c) == 1
+    assert wait_exited(c) == 1
     lines = c.logs().decode().strip().splitlines()
     assert len(lines) == 1, lines
     assert var in lines[0] and value in lines[0]
@@ -101,8 +67,8 @@ def test_bad_setting_stops_with_one_clear_line(run_redis, var, value):
 def test_password_is_required_and_healthcheck_authenticates(run_redis):
     password = 'odd "pw" \\n ' + secrets.token_hex(8)
     c = run_redis(password=password)
-    wait_healthy(c)
-    with Resp("127.0.0.1", host_port(c)) as r:
+    wait_health(c)
+    with Resp("127.0.0.1", host_port(c, 6379)) as r:
         with pytest.raises(RespError, match="NOAUTH"):
             r.call("PING")
         with pytest.raises(RespError, match="WRONGPASS"):
@@ -118,7 +84,7 @@ def test_password_is_required_and_healthcheck_authenticates(run_redis):
 def test_password_not_in_inspect_process_args_or_environment(run_redis):
     password = "pw-" + secrets.token_hex(12)
     c = run_redis(password=password)
-    wait_healthy(c)
+    wait_health(c)
     c.reload()
     assert password not in json.dumps(c.attrs)
     top = c.top(ps_args="-eo pid,args")
@@ -135,7 +101,7 @@ def test_runs_unprivileged_on_a_read_only_root(run_redis):
     c = run_redis(password=password, read_only=True,
                   tmpfs={"/run/redis": "size=1m,uid=999,gid=999,mode=0700"},
                   cap_drop=["ALL"], security_opt=["no-new-privileges:true"])
-    wait_healthy(c)
+    wait_health(c)
     assert c.exec_run(["id", "-u"]).output.decode().strip() != "0"
     with auth_client(c, password) as r:
         assert r.call("SET", "k", "v") == "OK"
@@ -143,18 +109,18 @@ def test_runs_unprivileged_on_a_read_only_root(run_redis):
 
 def test_aof_survives_container_recreation(run_redis):
     password = "pw-" + secrets.token_hex(8)
-    volume = f"lwtest-redis-data-{uuid.uuid4().hex[:8]}"
+    volume = unique("redis-data")
     first = run_redis(password=password, volume=volume)
-    wait_healthy(first)
+    wait_health(first)
     with auth_client(first, password) as r:
         assert r.call("SET", "invoice:1", "paid") == "OK"
         assert r.call("RPUSH", "queue", "a", "b") == 2
     first.stop(timeout=10)
-    assert wait_exit(first) == 0
+    assert wait_exited(first) == 0
     first.remove()
 
     second = run_redis(password=password, volume=volume)
-    wait_healthy(second)
+    wait_health(second)
     with auth_client(second, password) as r:
         assert r.call("GET", "invoice:1") == "paid"
         assert r.call("LRANGE", "queue", "0", "-1") == ["a", "b"]
@@ -164,9 +130,9 @@ def test_aof_survives_container_recreation(run_redis):
 
 def test_aof_always_survives_kill_9(run_redis):
     password = "pw-" + secrets.token_hex(8)
-    volume = f"lwtest-redis-data-{uuid.uuid4().hex[:8]}"
+    volume = unique("redis-data")
     first = run_redis(password=password, volume=volume, env={"REDIS_APPENDFSYNC": "always"})
-    wait_healthy(first)
+    wait_health(first)
     with auth_client(first, password) as r:
         for i in range(100):
             r.call("SET", f"k{i}", str(i))
@@ -174,7 +140,7 @@ def test_aof_always_survives_kill_9(run_redis):
     first.wait(timeout=10)
     first.remove()
     second = run_redis(password=password, volume=volume)
-    wait_healthy(second)
+    wait_health(second)
     with auth_client(second, password) as r:
         assert r.call("DBSIZE") == 100
         assert r.call("GET", "k99") == "99"

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import urllib3
-import websocket
 
-from tests.stack.compose import SERVICES, EventRecorder, Stack, dev_secret
-from tests.support.wait import wait_for
+from tests.support.compose import SERVICES, EventRecorder, Stack, dev_secret
+from tests.support.nginx import ws_connect
+from tests.support.rpc import call_kw, jsonrpc
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo,
               pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
@@ -23,51 +23,15 @@ DB = "loomworks"
 
 
 @pytest.fixture(scope="module")
-def images(erp_image, postgres_image, nginx_image, redis_image) -> str:
-    return erp_image.rsplit(":", 1)[1]  # the session's tag (LWTEST_TAG)
-
-
-@pytest.fixture(scope="module")
-def stack(images: str, docker_client) -> Iterator[Stack]:
-    st = Stack(tag=images)
+def stack(stack_tag: str, docker_client) -> Iterator[Stack]:
+    st = Stack(tag=stack_tag)
     recorder = EventRecorder(docker_client, st.project)
     st.recorder = recorder  # type: ignore[attr-defined]
     try:
-        start = time.monotonic()
-        st.up()
-        st.wait_healthy(timeout=900)
-        took = time.monotonic() - start
-        print(f"\nstack {st.project}: all healthy {took:.1f}s after `up` (fresh volumes)")
-        yield st
+        yield st.start()
     finally:
         recorder.stop()
         st.destroy()
-
-
-def local(st: Stack, path: str) -> str:
-    return f"http://127.0.0.1:{st.ports['HTTP_LOCAL_PORT']}{path}"
-
-
-def jsonrpc(http: requests.Session, url: str, params: dict) -> object:
-    r = http.post(url, json={"jsonrpc": "2.0", "method": "call", "id": 1, "params": params}, timeout=60)
-    r.raise_for_status()
-    body = r.json()
-    assert "error" not in body, json.dumps(body["error"])[:2000]
-    return body["result"]
-
-
-def call_kw(http: requests.Session, st: Stack, model: str, method: str, *args: object, **kwargs: object):
-    return jsonrpc(http, local(st, f"/web/dataset/call_kw/{model}/{method}"),
-                   {"model": model, "method": method, "args": list(args), "kwargs": kwargs})
-
-
-def login(st: Stack) -> requests.Session:
-    http = requests.Session()
-    result = jsonrpc(http, local(st, "/web/session/authenticate"),
-                     {"db": DB, "login": "admin", "password": dev_secret("admin_password")})
-    assert result["uid"], result
-    assert http.cookies.get("session_id")
-    return http
 
 
 def test_all_four_healthy_and_only_nginx_published(stack: Stack):
@@ -81,9 +45,9 @@ def test_all_four_healthy_and_only_nginx_published(stack: Stack):
 
 
 def test_local_port_serves_health_and_the_login_page(stack: Stack):
-    r = requests.get(local(stack, "/web/health"), timeout=10)
+    r = requests.get(stack.url("/web/health"), timeout=10)
     assert r.status_code == 200, r.text
-    r = requests.get(local(stack, "/"), timeout=30)
+    r = requests.get(stack.url("/"), timeout=30)
     assert r.status_code == 200
     assert urlsplit(r.url).path == "/web/login", r.url
     assert 'name="login"' in r.text and 'name="password"' in r.text
@@ -104,8 +68,7 @@ def test_https_through_nginx_and_http_redirect(stack: Stack):
 
 def test_websocket_works_on_the_local_port(stack: Stack):
     """Prefork Odoo answers /websocket on 8069 with a 500; nginx routes it to 8072."""
-    ws = websocket.create_connection(f"ws://127.0.0.1:{stack.ports['HTTP_LOCAL_PORT']}/websocket",
-                                     timeout=10, header=[f"Origin: http://127.0.0.1:{stack.ports['HTTP_LOCAL_PORT']}"])
+    ws = ws_connect(stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1", "/websocket", source="127.0.0.1")
     try:
         assert ws.getstatus() == 101
         ws.send(json.dumps({"event_name": "subscribe", "data": {"channels": [], "last": 0}}))
@@ -151,48 +114,37 @@ def test_start_order_follows_health(stack: Stack):
 
 
 def test_data_sessions_filestore_and_wal_survive_down_and_up(stack: Stack):
-    http = login(stack)
+    http = stack.login(DB)
     cookie = http.cookies["session_id"]
     partner_name = f"Persistence Check {time.time_ns()}"
-    partner_id = call_kw(http, stack, "res.partner", "create", {"name": partner_name})
+    partner_id = call_kw(http, stack.url(), "res.partner", "create", {"name": partner_name})
     payload = b"loomworks filestore check\n" * 100
-    att_id = call_kw(http, stack, "ir.attachment", "create", {
+    att_id = call_kw(http, stack.url(), "ir.attachment", "create", {
         "name": "persist.txt", "datas": base64.b64encode(payload).decode(), "res_model": "res.partner",
         "res_id": partner_id})
-    [att] = call_kw(http, stack, "ir.attachment", "read", [att_id], ["store_fname", "file_size"])
+    [att] = call_kw(http, stack.url(), "ir.attachment", "read", [att_id], ["store_fname", "file_size"])
     assert att["store_fname"] and att["file_size"] == len(payload)
     filestore = f"/var/lib/odoo/filestore/{DB}/{att['store_fname']}"
     assert stack.exec("odoo", "test", "-s", filestore, check=False).returncode == 0
 
     # A WAL segment with the new rows, switched out and archived.
-    psql = ("psql", "-XAtq", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1")
-    stack.exec("postgres", *psql, "-d", DB, "-c", "CREATE TABLE IF NOT EXISTS lw_wal_probe AS SELECT 1 AS x")
-    segment = stack.exec("postgres", *psql, "-c", "SELECT pg_walfile_name(pg_switch_wal())").stdout.strip()
-    assert segment
-
-    def archived() -> bool:
-        return stack.exec("postgres", "test", "-s", f"/wal_archive/{segment}.gz", check=False).returncode == 0
-
-    wait_for(archived, 60, f"{segment}.gz in /wal_archive", interval=0.5)
+    stack.psql("CREATE TABLE IF NOT EXISTS lw_wal_probe AS SELECT 1 AS x", db=DB)
+    segment = stack.archive_wal(timeout=60)
 
     stack.down()  # no -v: volumes stay
     assert not stack.run("ps", "-q").stdout.strip()
     since = time.time_ns()
-    start = time.monotonic()
-    stack.up()
-    stack.wait_healthy(timeout=600)
-    took = time.monotonic() - start
-    print(f"\nstack {stack.project}: all healthy {took:.1f}s after `up` (restart, existing volumes)")
+    stack.start(timeout=600)  # existing volumes
     assert_ordered(stack, since)
 
     # The old session cookie is still valid (sessions live on odoo_data).
     again = requests.Session()
     again.cookies.set("session_id", cookie)
-    info = jsonrpc(again, local(stack, "/web/session/get_session_info"), {})
+    info = jsonrpc(again, stack.url("/web/session/get_session_info"), {})
     assert info["uid"] and info["db"] == DB
-    [partner] = call_kw(again, stack, "res.partner", "read", [partner_id], ["name"])
+    [partner] = call_kw(again, stack.url(), "res.partner", "read", [partner_id], ["name"])
     assert partner["name"] == partner_name
-    [att] = call_kw(again, stack, "ir.attachment", "read", [att_id], ["datas"])
+    [att] = call_kw(again, stack.url(), "ir.attachment", "read", [att_id], ["datas"])
     assert base64.b64decode(att["datas"]) == payload
-    assert stack.exec("postgres", "test", "-s", f"/wal_archive/{segment}.gz", check=False).returncode == 0
+    assert stack.archived(segment)
     assert stack.exec("postgres", "gzip", "-t", f"/wal_archive/{segment}.gz", check=False).returncode == 0

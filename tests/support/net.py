@@ -1,4 +1,4 @@
-"""Loopback ports: a free one to listen on, and whether one answers."""
+"""Ports: a free loopback one to listen on, whether one answers, and a container's published one."""
 
 from __future__ import annotations
 
@@ -17,3 +17,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
             return True
     except OSError:
         return False
+
+
+def host_port(container, port: int | str) -> int:
+    """The loopback port where a docker-SDK container publishes ``port`` (8069 or "8069/tcp")."""
+    key = str(port) if "/" in str(port) else f"{port}/tcp"
+    container.reload()
+    return int(container.ports[key][0]["HostPort"])

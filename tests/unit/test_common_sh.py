@@ -98,7 +98,6 @@ def test_require_enum():
 
 
 def test_wait_until_backs_off_and_gives_up(tmp_path):
-    flag = tmp_path / "ready"
     # succeeds on the third attempt: two retries logged with growing delays
     script = 'n=0; probe() { n=$((n+1)); [ $n -ge 3 ]; }; wait_until thing 30 probe; echo ok'
     r = sh(script)
@@ -107,9 +106,12 @@ def test_wait_until_backs_off_and_gives_up(tmp_path):
     assert len(lines) == 2
     assert "retry in 0.25s" in lines[0]
     assert "retry in 0.5s" in lines[1]
-    r = sh("wait_until never 0 false")
+    # out of budget: one attempt, no retry, and the caller stops there (set -e)
+    probes, after = tmp_path / "probes", tmp_path / "after"
+    r = sh(f"probe() {{ echo x >> {probes}; false; }}; wait_until never 0 probe; touch {after}")
     assert r.returncode == 1
-    assert not flag.exists()
+    assert probes.read_text() == "x\n" and "waiting for never" not in r.stderr
+    assert not after.exists()
 
 
 def test_every_image_script_sources_common_sh_one_way_and_keeps_the_prefix_rule():

@@ -1,9 +1,9 @@
 """Drive the project's Compose stack from tests and benchmarks.
 
-Each ``Stack`` is its own Compose project (``lwtest-<random>``) with free loopback
-ports, an empty env file (a developer's ``.env`` never leaks in) and the images the
-test session built (``LOOMWORKS_TAG``). ``destroy()`` removes containers, networks
-and volumes.
+Each ``Stack`` is its own Compose project (``<prefix>-<random>``, default ``lwtest``) with
+free loopback ports, an empty env file (a developer's ``.env`` never leaks in) and the
+images the test session built (``LOOMWORKS_TAG``, default the session's tag).
+``destroy()`` removes containers, networks and volumes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
+from tests.support.containers import psql_cmd
+from tests.support.images import TAG
 from tests.support.net import free_port
+from tests.support.rpc import login
 from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,15 +34,25 @@ def dev_secret(name: str) -> str:
     return (DEV_SECRETS / f"{name}.txt").read_text().strip()
 
 
+def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The docker CLI; with ``check`` a failure is an AssertionError with its output."""
+    r = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    assert r.returncode == 0 or not check, \
+        f"docker {' '.join(args)}: {r.returncode}\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
+    return r
+
+
 @dataclass
 class Stack:
     files: tuple[str, ...] = ("docker-compose.yml",)
-    tag: str = "test"
+    tag: str = TAG
     extra_env: dict[str, str] = field(default_factory=dict)
-    project: str = field(default_factory=lambda: f"lwtest-{uuid.uuid4().hex[:8]}")
+    prefix: str = "lwtest"
+    project: str = ""
     ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.project = self.project or f"{self.prefix}-{uuid.uuid4().hex[:8]}"
         self.ports = {
             "HTTP_LOCAL_PORT": free_port(), "HTTP_PORT": free_port(), "HTTPS_PORT": free_port(),
             "DEBUGPY_HOST_PORT": free_port(),
@@ -73,6 +88,19 @@ class Stack:
     def up(self, *args: str) -> None:
         self.run("up", "-d", "--no-build", *args)
 
+    def start(self, timeout: float = 900) -> Stack:
+        """``up``, then wait until every service is healthy (and say how long it took); a stack
+        that does not get there is destroyed and the error raised."""
+        start = time.monotonic()
+        try:
+            self.up()
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.destroy()
+            raise
+        print(f"\n{self.project}: all healthy {time.monotonic() - start:.1f}s after `up`")
+        return self
+
     def down(self, *args: str) -> None:
         self.run("down", "--timeout", "60", *args, timeout=300)
 
@@ -86,9 +114,7 @@ class Stack:
         return out[0]
 
     def inspect(self, service: str) -> dict:
-        r = subprocess.run(["docker", "inspect", self.container_id(service)], capture_output=True,
-                           text=True, check=True)
-        return json.loads(r.stdout)[0]
+        return json.loads(docker("inspect", self.container_id(service)).stdout)[0]
 
     def health(self, service: str) -> str:
         state = self.inspect(service)["State"]
@@ -129,6 +155,28 @@ class Stack:
 
     def exec(self, service: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run("exec", "-T", service, *args, check=check, timeout=120)
+
+    def url(self, path: str = "") -> str:
+        """``path`` on nginx's plain local listener (what http://localhost:8069 is)."""
+        return f"http://127.0.0.1:{self.ports['HTTP_LOCAL_PORT']}{path}"
+
+    def login(self, db: str = "loomworks") -> requests.Session:
+        """A JSON-RPC session of the admin user (the dev secret), through nginx."""
+        return login(self.url(), db, dev_secret("admin_password"))
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        """SQL as the superuser inside the postgres service; the output."""
+        return self.exec("postgres", *psql_cmd(sql, db)).stdout.strip()
+
+    def archived(self, segment: str) -> bool:
+        return self.exec("postgres", "test", "-s", f"/wal_archive/{segment}.gz", check=False).returncode == 0
+
+    def archive_wal(self, timeout: float = 120) -> str:
+        """Switch WAL and wait until the closed segment is in /wal_archive; its name."""
+        segment = self.psql("SELECT pg_walfile_name(pg_switch_wal())")
+        assert segment
+        wait_for(lambda: self.archived(segment), timeout, f"{segment}.gz in /wal_archive", interval=0.5)
+        return segment
 
 
 class EventRecorder:
