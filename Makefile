@@ -91,4 +91,4 @@ drills: venv
 # Every benchmark beside its anchor: one Markdown table in bench/results/summary.md (+ .json).
 # BENCH_QUICK=1 for shorter runs; BENCH_ONLY=health,proxy to select sections (bench/README.md).
 bench: venv
-	$(VENV)/bin/python bench/run.py $(if $(filter 1 true yes,$(BENCH_QUICK)),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
+	$(VENV)/bin/python -m bench $(if $(filter 1 true yes,$(BENCH_QUICK)),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.support.containers import logs, wait_health, wait_log
-from tests.support.net import host_port
+from tests.support.net import get_in_background, host_port
 from tests.support.rpc import authenticate
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
@@ -137,22 +137,6 @@ def test_database_outage_unhealthy_then_healthy_without_restart(seeded, pg):
     c.reload()
     assert c.attrs["State"]["StartedAt"] == started_at and c.attrs["RestartCount"] == 0
     assert c.exec_run(["docker-healthcheck.sh"]).exit_code == 0
-
-
-def get_in_background(url: str, timeout: float = 60) -> tuple[threading.Thread, dict]:
-    """GET ``url`` in a thread; the dict receives status, body and the time answered, or the error."""
-    out: dict = {}
-
-    def get() -> None:
-        try:
-            r = requests.get(url, timeout=timeout)
-            out.update(status=r.status_code, body=r.text, at=time.monotonic())
-        except requests.RequestException as exc:
-            out.update(error=exc)
-
-    t = threading.Thread(target=get, daemon=True)
-    t.start()
-    return t, out
 
 
 def test_graceful_shutdown_finishes_in_flight_request(seeded, lab, pg, addon_dir):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,14 +65,13 @@ def build_args_for_host() -> list[str]:
     return args
 
 
-def build(tag: str, *, dockerfile: str | None = None, target: str | None = None,
-          build_args: dict[str, str] | None = None, context: Path = REPO) -> str:
-    """Build ``tag`` from the repository with BuildKit; returns the tag."""
+def _docker_build(tag: str, dockerfile: str | None, target: str | None, build_args: dict[str, str] | None,
+                  context: Path, options: Sequence[str]) -> subprocess.CompletedProcess:
     default_file, default_target = IMAGES.get(tag.removeprefix("loomworks/").split(":")[0], (None, None))
     dockerfile = dockerfile or default_file
     target = target or default_target
     assert dockerfile, f"no Dockerfile known for {tag}"
-    cmd = ["docker", "build", "-q", "-f", str(REPO / dockerfile), "-t", tag, *build_args_for_host()]
+    cmd = ["docker", "build", *options, "-f", str(REPO / dockerfile), "-t", tag, *build_args_for_host()]
     if target:
         cmd += ["--target", target]
     for k, v in (build_args or {}).items():
@@ -81,4 +81,20 @@ def build(tag: str, *, dockerfile: str | None = None, target: str | None = None,
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"docker build {tag} failed:\n{r.stderr[-6000:]}")
+    return r
+
+
+def build(tag: str, *, dockerfile: str | None = None, target: str | None = None,
+          build_args: dict[str, str] | None = None, context: Path = REPO, options: Sequence[str] = ()) -> str:
+    """Build ``tag`` from the repository with BuildKit; returns the tag. ``options``: more
+    `docker build` options (e.g. ``--no-cache``)."""
+    _docker_build(tag, dockerfile, target, build_args, context, ["-q", *options])
     return tag
+
+
+def build_log(tag: str, *, dockerfile: str | None = None, target: str | None = None,
+              build_args: dict[str, str] | None = None, context: Path = REPO,
+              options: Sequence[str] = ()) -> str:
+    """Like ``build``, returning BuildKit's plain progress output (which steps ran, which were
+    CACHED)."""
+    return _docker_build(tag, dockerfile, target, build_args, context, ["--progress=plain", *options]).stderr

@@ -1,8 +1,13 @@
-"""Ports: a free loopback one to listen on, whether one answers, and a container's published one."""
+"""Ports: a free loopback one to listen on, whether one answers, and a container's published one;
+a GET that runs in the background."""
 
 from __future__ import annotations
 
 import socket
+import threading
+import time
+
+import requests
 
 
 def free_port() -> int:
@@ -24,3 +29,19 @@ def host_port(container, port: int | str) -> int:
     key = str(port) if "/" in str(port) else f"{port}/tcp"
     container.reload()
     return int(container.ports[key][0]["HostPort"])
+
+
+def get_in_background(url: str, timeout: float = 60) -> tuple[threading.Thread, dict]:
+    """GET ``url`` in a thread; the dict receives status, body and the time answered, or the error."""
+    out: dict = {}
+
+    def get() -> None:
+        try:
+            r = requests.get(url, timeout=timeout)
+            out.update(status=r.status_code, body=r.text, at=time.monotonic())
+        except requests.RequestException as exc:
+            out.update(error=exc)
+
+    t = threading.Thread(target=get, daemon=True)
+    t.start()
+    return t, out

@@ -1,5 +1,5 @@
-"""Shared helpers for bench/run.py: one row type, ratio and value formatting, the
-Markdown table, machine facts. Pure functions (no services), unit-tested in
+"""The report of `make bench`: one row type, figure and ratio formatting, the Markdown table,
+machine facts and the summary. Pure apart from machine_facts(); unit-tested in
 tests/unit/test_bench_report.py."""
 
 from __future__ import annotations
@@ -8,13 +8,8 @@ import datetime as _dt
 import os
 import platform
 import statistics
-import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any
-
-
-class BenchFailure(RuntimeError):
-    """A correctness condition broke (request failed, connections grew, request lost)."""
 
 
 @dataclass
@@ -37,9 +32,15 @@ class Row:
         return self.project / self.anchor
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ratio"] = self.ratio()
-        return d
+        return {**asdict(self), "ratio": self.ratio()}
+
+
+class BenchFailure(RuntimeError):
+    """A correctness condition broke; ``rows`` are the section's figures all the same."""
+
+    def __init__(self, message: str, rows: list[Row] | None = None) -> None:
+        super().__init__(message)
+        self.rows = rows or []
 
 
 def fmt_value(value: float | str | None, unit: str = "") -> str:
@@ -97,28 +98,40 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def machine_facts() -> dict[str, Any]:
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine_facts(docker_version: str) -> dict[str, Any]:
     mem_kb = 0
     try:
         with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    mem_kb = int(line.split()[1])
+            mem_kb = next((int(ln.split()[1]) for ln in fh if ln.startswith("MemTotal:")), 0)
     except OSError:
         pass
-    docker = subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"], capture_output=True,
-                            text=True, check=False).stdout.strip()
     return {
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
-        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_start": loadavg(),
         "kernel": platform.release(),
-        "docker": docker or "unknown",
+        "docker": docker_version or "unknown",
     }
 
 
 def facts_line(facts: dict[str, Any]) -> str:
-    la = facts.get("loadavg_start", facts.get("loadavg", []))
+    la = facts.get("loadavg_start", [])
     return (f"{facts['date']}: {facts['nproc']} cores, {facts['memory_gb']} GB RAM, load average "
             f"{' '.join(map(str, la))} at start, kernel {facts['kernel']}, Docker {facts['docker']}")
+
+
+def summary_md(mode: str, facts: dict[str, Any], rows: list[Row], failures: dict[str, str]) -> str:
+    """bench/results/summary.md: the run's facts, the table, and the sections that FAILED."""
+    md = [f"Benchmarks, {mode} run, {facts_line(facts)}; load average "
+          f"{' '.join(map(str, facts['loadavg_end']))} at the end; {facts['total_s'] / 60:.1f} min.", "",
+          markdown_table(rows), "",
+          "Ratio = Loomworks ÷ anchor; `better` says which direction favours Loomworks. Anchors are "
+          "measured in the same run unless marked (published)."]
+    if failures:
+        md += ["", "**FAILED:**", *[f"- {s}: {msg.splitlines()[0]}" for s, msg in failures.items()]]
+    return "\n".join(md) + "\n"

@@ -1,0 +1,84 @@
+"""`make bench` (`python -m bench`): every Loomworks benchmark beside its anchor, on the test kit
+(tests/support). One module per section (image, start, health, proxy, wal, shutdown), the report
+in report.py; ``Context`` is what the sections of one run share."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.models.containers import Container
+from tests.support.containers import ErpLab, addon_copy, wait_health
+from tests.support.images import build, tag
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# The image's own health check, every second, for start-to-healthy measurements.
+HEALTH_1S = {"interval": 1_000_000_000, "timeout": 3_000_000_000, "retries": 3}
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@dataclass
+class Context:
+    """One run: its mode, the Odoo tree, the raw figures per section, and an ERP lab (the kit's:
+    loomworks/postgres and ERP containers on a private network) shared by the sections that run
+    the ERP image, with one database `bench` (the tests' lwtest_slow addon installed)."""
+
+    quick: bool
+    tree: Path
+    raw: dict[str, Any] = field(default_factory=dict)
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lwbench-")))
+    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    db_ready: bool = False
+    _client: docker.DockerClient | None = None
+    _lab: ErpLab | None = None
+
+    def __post_init__(self) -> None:
+        self.tmp.chmod(0o755)  # the ERP image's user and postgres read what is put here
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = docker.from_env(timeout=300)
+        return self._client
+
+    def erp_env(self, **env: str) -> dict[str, str]:
+        return {"DB_NAME": "bench", "ADMIN_PASSWORD": self.admin_password, **env}
+
+    def erp(self, lab: ErpLab, env: dict[str, str] | None = None, **kw: Any) -> Container:
+        """An ERP container of the lab on `bench` (``env`` added), lwtest_slow mounted, the image's
+        health check every second unless ``kw`` says otherwise (kw: ErpLab.erp's)."""
+        addon = self.tmp / "addons" / "lwtest_slow"
+        if not addon.exists():
+            addon.parent.mkdir()
+            addon_copy(addon.parent)
+        return lab.erp(self.erp_env(**(env or {})), addon=addon, **{"healthcheck": HEALTH_1S, **kw})
+
+    def lab(self, initialised: bool = True) -> ErpLab:
+        if self._lab is None:
+            build(tag("postgres"))
+            build(tag("erp"))
+            self._lab = ErpLab(self.client, image=tag("postgres"), erp_image=tag("erp")).start()
+        if initialised and not self.db_ready:
+            say("lab: initialising database `bench` with the image (DB_NAME, lwtest_slow mounted)")
+            c = self.erp(self._lab)
+            wait_health(c, timeout=600)
+            c.stop(timeout=45)
+            c.remove(v=True)
+            self.db_ready = True
+        return self._lab
+
+    def close(self) -> None:
+        if self._lab is not None:
+            self._lab.cleanup()
+        if self._client is not None:
+            self._client.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
