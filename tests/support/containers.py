@@ -31,14 +31,13 @@ PG_SOCKET = "/var/run/postgresql"
 
 def pg_env(user: str = PG_APP_USER, password: str = PG_APP_PASSWORD) -> dict[str, str]:
     """The environment of a loomworks/postgres server with the application role ``user``."""
-    return {"POSTGRES_PASSWORD": PG_PASSWORD, "APP_DB_USER": user, "APP_DB_PASSWORD": password,
+    return {"POSTGRES_PASSWORD": PG_PASSWORD, "DB_USER": user, "DB_PASSWORD": password,
             "POSTGRES_DB": "loomworks"}
 
 
 def erp_healthcheck(interval: float = 2, timeout: float = 3, retries: int = 3) -> dict:
     """A shorter HEALTHCHECK for ERP containers whose test is not about the image's own."""
-    return {"test": ["CMD", "curl", "-fsS", "-o", "/dev/null", "--max-time", "2",
-                     "http://127.0.0.1:8069/web/health"],
+    return {"test": ["CMD", "/usr/local/bin/docker-healthcheck.sh"],
             "interval": int(interval * 1e9), "timeout": int(timeout * 1e9), "retries": retries,
             "start_period": 300_000_000_000}
 
@@ -127,7 +126,7 @@ def psql(c: Container, sql: str, db: str = "postgres") -> str:
 
 
 def pg_ready(c: Container, timeout: float = 90) -> None:
-    wait_exec(c, ["pg-healthcheck"], timeout, user="postgres")
+    wait_exec(c, ["docker-healthcheck.sh"], timeout, user="postgres")
 
 
 def run_once(client, image: str, cmd: list[str], timeout: float = 120, **kw) -> tuple[int, str]:

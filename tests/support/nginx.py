@@ -49,8 +49,7 @@ def entrypoint_env(root: Path, **overrides: str) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         "LOOMWORKS_LIB": str(REPO / "docker" / "lib"),
-        "LW_COMMON_SH": str(REPO / "docker" / "lib" / "common.sh"),  # until nginx/ reads LOOMWORKS_LIB
-        "LW_TEMPLATE_DIR": str(REPO / "nginx" / "templates"),
+        "LW_TEMPLATE_DIR": str(REPO / "nginx" / "conf"),
         "LW_HTML_DIR": str(REPO / "nginx" / "html"),
         "LW_CONF_DIR": str(root / "conf"),
         "LW_RUN_DIR": str(root / "run"),

@@ -204,7 +204,8 @@ def archive_settings(archive_dir: Path, **extra: str) -> dict[str, str]:
         "wal_level": "replica",
         "archive_mode": "on",
         "archive_timeout": "300",
-        "archive_command": f"'{ARCHIVE_WAL} %p %f {archive_dir}'",
+        # the server's environment has no LOOMWORKS_LIB: the command sets it for the script
+        "archive_command": f"'env LOOMWORKS_LIB={REPO}/docker/lib {ARCHIVE_WAL} %p %f {archive_dir}'",
         **extra,
     }
 
