@@ -4,11 +4,13 @@
     .venv/bin/python -m tests.drills.report --no-run         # rebuild the table from the last run
     .venv/bin/python -m tests.drills.report -- -k faults     # extra pytest arguments after --
 
-Each drill test appends one row (drill, outcome, seconds to recover) to a JSON-lines file
-(``LW_DRILL_RESULTS``, see conftest.py); pytest's JUnit XML says which tests failed. A
+Each drill test appends one row (drill, outcome, seconds to recover, case) to a JSON-lines
+file (``LW_DRILL_RESULTS``, see conftest.py); pytest's JUnit XML says which tests failed. A
 failed or skipped drill is shown as such and the command exits non-zero: the table never
 calls a drill passed that did not pass. Outcomes never say "lost" or "partial": a drill
-that loses anything fails instead, and the command refuses to write such a row.
+that loses anything fails instead, and the command refuses to write such a row. The
+section's header names the commit the drills ran on (``+ local changes`` when the tree
+differed from it) and when they ran.
 """
 
 from __future__ import annotations
@@ -26,33 +28,52 @@ REPO = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "lwtest-drill-report"
 FORBIDDEN = ("lost", "partial")
 
-# Edge cases the component suites already prove; referenced, not repeated.
+# Edge cases and faults the component suites already prove; referenced, not repeated. Each
+# name says what the named tests assert (tests/unit/test_drill_report.py checks they exist).
 COVERED_ELSEWHERE = [
-    ("edge: invalid value in every Odoo image variable",
-     "tests/docker/test_config.py::test_bad_values_rejected_with_one_clear_line"),
-    ("edge: value and *_FILE both set", "tests/docker/test_config.py::test_both_value_and_file_is_an_error"),
+    ("edge: an invalid value of an Odoo image variable (one clear line naming it)",
+     ["tests/docker/test_config.py::test_bad_values_rejected_with_one_clear_line"]),
+    ("edge: value and *_FILE both set",
+     ["tests/docker/test_config.py::test_both_value_and_file_is_an_error"]),
     ("edge: wrongly-owned data volume (Odoo)",
-     "tests/docker/test_config.py::test_foreign_owned_bind_mount_is_a_clear_error"),
+     ["tests/docker/test_config.py::test_foreign_owned_bind_mount_is_a_clear_error"]),
     ("edge: invalid nginx settings",
-     "tests/nginx/test_entrypoint.py::test_bad_environment_fails_with_one_clear_line"),
-    ("edge: malformed/expired/mismatched certificate",
-     "tests/nginx/test_entrypoint.py::test_bad_mounted_certificate_fails_with_one_clear_line"),
+     ["tests/nginx/test_entrypoint.py::test_bad_environment_fails_with_one_clear_line"]),
+    ("edge: malformed/expired/mismatched/wrong-domain certificate or key",
+     ["tests/nginx/test_entrypoint.py::test_bad_mounted_certificate_fails_with_one_clear_line"]),
     ("edge: unwritable certificate volume",
-     "tests/nginx/test_entrypoint.py::test_unwritable_self_signed_directory_is_a_clear_error"),
+     ["tests/nginx/test_entrypoint.py::test_unwritable_self_signed_directory_is_a_clear_error"]),
     ("edge: forged forwarding headers (nginx unit)",
-     "tests/nginx/test_proxy.py::test_forged_forwarding_headers_do_not_reach_odoo"),
+     ["tests/nginx/test_proxy.py::test_forged_forwarding_headers_do_not_reach_odoo"]),
     ("edge: upload over 100 MB (nginx unit)",
-     "tests/nginx/test_proxy.py::test_upload_over_100mb_gets_a_clear_413"),
-    ("edge: wrong tenant by subdomain",
-     "tests/nginx/test_odoo.py::test_each_subdomain_sees_only_its_own_database"),
+     ["tests/nginx/test_proxy.py::test_upload_over_100mb_gets_a_clear_413"]),
+    ("edge: wrong tenant by subdomain (nginx + odoo-bin on loopback)",
+     ["tests/nginx/test_odoo.py::test_each_subdomain_sees_only_its_own_database",
+      "tests/nginx/test_odoo.py::test_unknown_tenant_gets_no_database"]),
     ("edge: Redis without password / bad setting",
-     "tests/stack/test_redis.py::test_refuses_to_start_without_a_password"),
+     ["tests/stack/test_redis.py::test_refuses_to_start_without_a_password",
+      "tests/stack/test_redis.py::test_bad_setting_stops_with_one_clear_line"]),
     ("fault: Redis kill -9 with appendfsync always",
-     "tests/stack/test_redis.py::test_aof_always_survives_kill_9"),
+     ["tests/stack/test_redis.py::test_aof_always_survives_kill_9"]),
     ("fault: database outage on a bare Odoo container",
-     "tests/docker/test_runtime.py::test_database_outage_unhealthy_then_healthy_without_restart"),
-    ("fault: PostgreSQL crash / archive full or read-only (loopback cluster)", "tests/postgres/"),
+     ["tests/docker/test_runtime.py::test_database_outage_unhealthy_then_healthy_without_restart"]),
+    ("fault: PostgreSQL kill -9 under a write burst; archive unwritable or full (loopback cluster)",
+     ["tests/postgres/test_archiving_cluster.py::test_kill9_during_write_burst_leaves_no_gap",
+      "tests/postgres/test_archiving_cluster.py::test_failed_archiving_keeps_segment_and_catches_up"]),
 ]
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def run_identity() -> dict[str, str]:
+    """The commit the drills run on (``+ local changes`` when the tree differs from it) and
+    the time (UTC)."""
+    commit = git("rev-parse", "--short", "HEAD")
+    if git("status", "--porcelain"):
+        commit += " + local changes"
+    return {"commit": commit, "at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def run_pytest(results: Path, junit: Path, extra: list[str]) -> int:
@@ -87,25 +108,34 @@ def build_table(results: Path, junit: Path) -> tuple[str, bool]:
     recorded = {r["test"] for r in rows}
     ok = bool(outcomes) and all(s == "passed" for s in outcomes.values())
     lines = ["| Drill | Outcome | Time to recover |", "|---|---|---|"]
-    merged: dict[tuple[str, str, str], int] = {}  # parametrized cases with one outcome: one row
+    # parametrized cases with one outcome: one row, naming its cases
+    merged: dict[tuple[str, str, str], list[str | None]] = {}
     for r in rows:
         state = outcomes.get(r["test"], "passed")
         outcome = r["outcome"] if state == "passed" else f"FAILED ({r['test']})"
         if any(w in outcome.lower() for w in FORBIDDEN):
             raise SystemExit(f"refusing to write an outcome that says lost/partial: {outcome}")
         secs = "—" if r["recover_s"] is None else f"{r['recover_s']:.1f} s"
-        key = (r["drill"], outcome, secs)
-        merged[key] = merged.get(key, 0) + 1
-    for (name, outcome, secs), n in merged.items():
-        cases = f" ({n} cases)" if n > 1 else ""
-        lines.append(f"| {name} | {outcome}{cases} | {secs} |")
+        merged.setdefault((r["drill"], outcome, secs), []).append(r.get("case"))
+    for (name, outcome, secs), cases in merged.items():
+        named = [c for c in cases if c is not None]
+        if named:
+            outcome += f" ({len(named)} case{'s' if len(named) > 1 else ''}: {', '.join(named)})"
+        elif len(cases) > 1:
+            outcome += f" ({len(cases)} cases)"
+        lines.append(f"| {cell(name)} | {cell(outcome)} | {secs} |")
     for test, state in sorted(outcomes.items()):
         if state != "passed" and test not in recorded:
-            lines.append(f"| {test} | {state.upper()} | — |")
+            lines.append(f"| {cell(test)} | {state.upper()} | — |")
     lines += ["", "Covered by the component suites (not repeated in the drills):", "", "| Drill | Where |",
               "|---|---|"]
-    lines += [f"| {name} | `{where}` |" for name, where in COVERED_ELSEWHERE]
+    lines += [f"| {cell(name)} | {', '.join(f'`{w}`' for w in where)} |" for name, where in COVERED_ELSEWHERE]
     return "\n".join(lines) + "\n", ok
+
+
+def cell(text: str) -> str:
+    """Text for one Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -129,10 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = ap.parse_args(argv)
     WORK.mkdir(exist_ok=True)
-    results, junit = WORK / "results.jsonl", WORK / "junit.xml"
-    rc = 0 if args.no_run else run_pytest(results, junit, args.pytest_args)
+    results, junit, ident = WORK / "results.jsonl", WORK / "junit.xml", WORK / "run.json"
+    if args.no_run:
+        rc, run = 0, json.loads(ident.read_text())
+    else:
+        run = run_identity()  # before the run: the commit the drills run on
+        ident.write_text(json.dumps(run))
+        rc = run_pytest(results, junit, args.pytest_args)
     table, ok = build_table(results, junit)
-    header = (f"### Drill results (last run: {datetime.date.today()})\n\n"
+    header = (f"### Drill results (last run: {run['at']}, commit {run['commit']})\n\n"
               "Regenerate: `make drills` (runs the drills and rewrites this section).\n\n")
     if args.out:
         Path(args.out).write_text(header + table)

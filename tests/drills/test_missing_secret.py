@@ -1,5 +1,6 @@
-"""A required secret file missing or empty: Compose or the service refuses with one
-clear line naming it, and nothing that depends on it starts (no half-started stack)."""
+"""A required secret file missing or empty: Compose refuses naming it before it creates any
+container, or the service refuses with one clear line and nothing that depends on it starts
+(no half-started stack)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.compose import DEV_SECRETS, Stack
+from tests.support.compose import DEV_SECRETS, Stack, docker
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
@@ -35,15 +36,15 @@ def never_started(st: Stack, service: str) -> bool:
     return state["StartedAt"].startswith("0001-") and state["Status"] == "created"
 
 
-def test_missing_secret_file_refused_before_any_container_starts(stacks, secrets_copy: Path, drill):
+def test_missing_secret_file_refused_before_any_container_is_created(stacks, secrets_copy: Path, drill):
     (secrets_copy / "redis_password.txt").unlink()
     st = stacks(env={"SECRETS_DIR": str(secrets_copy)}, start=False)
     r = st.run("up", "-d", "--no-build", check=False, timeout=300)
     assert r.returncode != 0
     assert "redis_password.txt" in r.stderr, r.stderr[-2000:]
-    running = st.run("ps", "-q").stdout.split()
-    assert not running, f"containers started: {running}"
-    drill("edge: secret file missing", "compose refuses, naming the file; no container started")
+    created = st.containers()  # the project's label, any state: none was even created
+    assert not created, f"containers created: {docker('ps', '-a', '--filter', f'id={created[0]}').stdout}"
+    drill("edge: secret file missing", "compose refuses, naming the file; no container created")
 
 
 def test_empty_db_password_stops_postgres_with_one_clear_line(stacks, secrets_copy: Path, drill):
@@ -55,6 +56,8 @@ def test_empty_db_password_stops_postgres_with_one_clear_line(stacks, secrets_co
     wait_for(lambda: line in st.logs("postgres", tail=50), 120, "postgres' error line", interval=0.5)
     logs = st.logs("postgres", tail=50)
     # the restart policy retries; each attempt is the same one line and no init ran
+    errors = [ln for ln in logs.splitlines() if "error" in ln.lower()]
+    assert errors and all(line in ln for ln in errors), logs
     assert "created login role" not in logs, logs
     assert st.inspect("postgres")["State"]["ExitCode"] != 0
     assert st.health("postgres") != "healthy"

@@ -1,8 +1,9 @@
-"""nginx in front of a real Odoo 18: tenant routing by subdomain and client IPs.
+"""nginx in front of a real Odoo 18: tenant routing by subdomain, client IPs, bus
+notifications over the websocket, and the static cache.
 
 Odoo runs on loopback with ``--proxy-mode --db-filter=^%d$`` and two
-databases, ``acme`` and ``bigco``; nginx is the project's configuration run by
-nginx/entrypoint.sh with the host's nginx.
+databases, ``acme`` and ``bigco`` (with the test addon lwtest_slow, for its bus route);
+nginx is the project's configuration run by nginx/entrypoint.sh with the host's nginx.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import bus
+from tests.support.containers import SLOW_ADDON
 from tests.support.nginx import CLIENT_ADDR, NginxRun, request, ws_connect
-from tests.support.odoo import Odoo
+from tests.support.odoo import ADDONS, Odoo
 from tests.support.pg import PgCluster
 from tests.support.wait import wait_for
 
@@ -27,11 +30,12 @@ DOMAIN = "loomworks.app"
 
 @pytest.fixture(scope="module")
 def odoo(odoo_tree: Path, pg_cluster: PgCluster) -> Iterator[Odoo]:
-    server = Odoo(odoo_tree, pg_cluster)
+    addons_path = f"{odoo_tree / 'addons'},{ADDONS},{SLOW_ADDON.parent}"
+    server = Odoo(odoo_tree, pg_cluster, options={"addons_path": addons_path})
     try:
         for db in ("acme", "bigco"):
             pg_cluster.psql(f'DROP DATABASE IF EXISTS "{db}"')
-        server.init_db("acme")
+        server.init_db("acme", modules=f"base,{SLOW_ADDON.name}")
         server.clone_db("bigco", template="acme")
         server.start(dbfilter="^%d$", proxy_mode=True, workers=0).wait_http("/web/health")
         yield server
@@ -100,12 +104,29 @@ def test_odoo_sees_the_public_scheme_and_host(edge: NginxRun, pg_cluster: PgClus
     assert base == f"https://acme.{DOMAIN}:{edge.https_port}"
 
 
-def test_real_odoo_websocket_upgrades_through_nginx(edge: NginxRun) -> None:
-    ws = ws_connect(edge.https_port, f"acme.{DOMAIN}", "/websocket?version=18.0-1",
+@pytest.mark.parametrize(("tenant", "other"), [("acme", "bigco"), ("bigco", "acme")])
+def test_real_odoo_delivers_bus_notifications_per_tenant_through_nginx(edge: NginxRun, tenant: str,
+                                                                       other: str) -> None:
+    """A websocket on a tenant's subdomain (TLS) receives what the bus sends in its database.
+    A notification sent on the same channel through the other tenant's subdomain lands in the
+    other database: it is not among what the socket received before a later one of its own."""
+    ws = ws_connect(edge.https_port, f"{tenant}.{DOMAIN}", bus.WS_PATH, context=edge.tls_context())
+
+    def send_in(db: str, channel: str, token: str) -> None:
+        r = request(edge.https_port, f"{db}.{DOMAIN}", bus.send_path(channel, token),
                     context=edge.tls_context())
+        assert r.status == 200 and r.body == f"sent {token}".encode(), (r.status, r.body[:300])
+
     try:
         assert ws.getstatus() == 101, ws.getheaders()
         assert ws.getheaders()["upgrade"].lower() == "websocket"
+        last = bus.round_trip(ws, lambda channel, token: send_in(tenant, channel, token))
+        channel, token = last["message"]["payload"]["channel"], last["message"]["payload"]["token"]
+        send_in(other, channel, f"foreign-{token}")
+        send_in(tenant, channel, f"own-{token}")
+        seen: list[dict] = []
+        assert bus.receive(ws, f"own-{token}", 30, seen)["message"] == bus.expected(channel, f"own-{token}")
+        assert not [n for n in seen if "foreign" in json.dumps(n)], seen
     finally:
         ws.close()
 

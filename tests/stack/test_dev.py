@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support import bus
 from tests.support.compose import REPO, Stack
-from tests.support.containers import make_readable
+from tests.support.containers import SLOW_ADDON, make_readable
 from tests.support.images import TAG
 from tests.support.nginx import ws_connect
 from tests.support.wait import wait_for
@@ -49,6 +50,7 @@ def write_probe_addon(addons: Path, version: str) -> Path:
 def addons(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dev-addons") / "addons"
     shutil.copytree(REPO / "addons", root, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(SLOW_ADDON, root / SLOW_ADDON.name, ignore=shutil.ignore_patterns("__pycache__"))
     write_probe_addon(root, "v1")
     make_readable(root)
     return root
@@ -119,10 +121,17 @@ def test_dev_stack_is_healthy_with_the_threaded_server(dev_stack: Stack):
     assert get_text(dev_stack.url("/lwtest/live")) == "v1"
 
 
-def test_websocket_on_the_local_port_in_dev(dev_stack: Stack):
-    ws = ws_connect(dev_stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1", "/websocket", source="127.0.0.1")
+def test_websocket_delivers_bus_notifications_on_the_local_port_in_dev(dev_stack: Stack):
+    """The threaded server serves /websocket itself: a notification sent through the real bus
+    reaches a subscribed client through nginx."""
+    ws = ws_connect(dev_stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1", bus.WS_PATH, source="127.0.0.1")
+
+    def send(channel: str, token: str) -> None:
+        assert get_text(dev_stack.url(bus.send_path(channel, token))) == f"sent {token}"
+
     try:
         assert ws.getstatus() == 101
+        bus.round_trip(ws, send)
     finally:
         ws.close()
 

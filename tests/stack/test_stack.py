@@ -1,4 +1,5 @@
-"""The whole stack with the real images: health, ordering, routing and persistence."""
+"""The whole stack with the real images: health, ordering, routing (websocket bus notifications
+included) and persistence. The test addon (lwtest_slow) is mounted for its bus route."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 import requests
 import urllib3
 
-from tests.support.compose import SERVICES, EventRecorder, Stack, dev_secret
-from tests.support.nginx import ws_connect
+from tests.support import bus
+from tests.support.compose import SERVICES, TEST_ADDON, EventRecorder, Stack, dev_secret
+from tests.support.nginx import unverified_tls, ws_connect
 from tests.support.rpc import call_kw, jsonrpc
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo,
@@ -24,7 +26,7 @@ DB = "loomworks"
 
 @pytest.fixture(scope="module")
 def stack(stack_tag: str, docker_client) -> Iterator[Stack]:
-    st = Stack(tag=stack_tag)
+    st = Stack(files=("docker-compose.yml", TEST_ADDON), tag=stack_tag)
     recorder = EventRecorder(docker_client, st.project)
     st.recorder = recorder  # type: ignore[attr-defined]
     try:
@@ -66,13 +68,24 @@ def test_https_through_nginx_and_http_redirect(stack: Stack):
     assert r.headers["Location"].startswith(f"https://{DOMAIN}")
 
 
-def test_websocket_works_on_the_local_port(stack: Stack):
-    """Prefork Odoo answers /websocket on 8069 with a 500; nginx routes it to 8072."""
-    ws = ws_connect(stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1", "/websocket", source="127.0.0.1")
+@pytest.mark.parametrize("listener", ["local", "tls"])
+def test_websocket_delivers_bus_notifications_through_nginx(stack: Stack, listener: str):
+    """A websocket client subscribed like the web client receives a notification the server
+    sends through the real bus (NOTIFY imbus -> the websocket worker, Odoo's gevent port 8072,
+    where nginx routes /websocket: prefork Odoo's 8069 answers it with a 500)."""
+    if listener == "local":
+        ws = ws_connect(stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1", bus.WS_PATH, source="127.0.0.1")
+    else:
+        ws = ws_connect(stack.ports["HTTPS_PORT"], DOMAIN, bus.WS_PATH, context=unverified_tls(),
+                        source="127.0.0.1")
+
+    def send(channel: str, token: str) -> None:
+        r = requests.get(stack.url(bus.send_path(channel, token)), timeout=30)
+        assert r.status_code == 200 and r.text == f"sent {token}", (r.status_code, r.text[:300])
+
     try:
         assert ws.getstatus() == 101
-        ws.send(json.dumps({"event_name": "subscribe", "data": {"channels": [], "last": 0}}))
-        assert ws.connected
+        bus.round_trip(ws, send)
     finally:
         ws.close()
 

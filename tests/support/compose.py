@@ -28,6 +28,8 @@ from tests.support.wait import wait_for
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("postgres", "redis", "odoo", "nginx")
 DEV_SECRETS = REPO / "secrets.dev"
+# Override that mounts the test addon lwtest_slow (GET /lwtest/sleep, GET /lwtest/bus/send).
+TEST_ADDON = "tests/docker/addons/compose.lwtest_slow.yml"
 
 
 def dev_secret(name: str) -> str:
@@ -107,6 +109,11 @@ class Stack:
     def destroy(self) -> None:
         self.run("down", "-v", "--remove-orphans", "--timeout", "30", check=False, timeout=300)
         self.env_file.unlink(missing_ok=True)
+
+    def containers(self) -> list[str]:
+        """Every container of the project, created or running (the engine's project label)."""
+        label = f"label=com.docker.compose.project={self.project}"
+        return docker("ps", "-a", "-q", "--filter", label).stdout.split()
 
     def container_id(self, service: str) -> str:
         out = self.run("ps", "-a", "-q", service).stdout.split()

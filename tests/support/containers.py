@@ -11,6 +11,7 @@ import secrets
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import docker.errors
@@ -43,6 +44,23 @@ def erp_healthcheck(interval: float = 2, timeout: float = 3, retries: int = 3) -
 
 
 FAST_HEALTH = erp_healthcheck()
+HEALTH_POLL = 0.5  # how often wait_health (and the Stack's waits) look at Docker's health status
+
+
+def unhealthy_within(healthcheck: Mapping) -> float:
+    """The longest Docker takes to call a container unhealthy once every probe fails, from its
+    HEALTHCHECK (``Config.Healthcheck``, nanoseconds): ``retries`` failed probes, each started
+    ``interval`` after the previous one ended and lasting at most ``timeout``, plus one
+    interval for the passing probe that may be in flight when the fault lands."""
+    interval, timeout = healthcheck["Interval"] / 1e9, healthcheck["Timeout"] / 1e9
+    return healthcheck["Retries"] * (interval + timeout) + interval
+
+
+def engine_time(stamp: str) -> float:
+    """A Docker timestamp (RFC 3339, UTC, up to nanoseconds: State.StartedAt, ...) as seconds
+    since the epoch, comparable with time.time() on the engine's host."""
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp() + float(f"0.{frac or 0}")
 
 
 def unique(role: str) -> str:
@@ -79,7 +97,7 @@ def wait_health(c: Container, status: str = "healthy", timeout: float = 120) -> 
         _alive(c, f"health={status}")
         return s == status
 
-    wait_for(check, timeout, f"{c.name} health={status}", interval=0.5)
+    wait_for(check, timeout, f"{c.name} health={status}", interval=HEALTH_POLL)
 
 
 def wait_log(c: Container, text: str, timeout: float, count: int = 1) -> str:

@@ -1,9 +1,11 @@
-"""Test-only addon: an HTTP route that takes a given time, to prove graceful shutdown."""
+"""Test-only addon: an HTTP route that takes a given time (graceful shutdown), and one that
+sends a bus notification (websocket delivery through nginx; tests/support/bus.py)."""
 
 import logging
 import time
 
 from odoo import http
+from odoo.http import request
 
 _logger = logging.getLogger(__name__)
 
@@ -15,3 +17,10 @@ class Slow(http.Controller):
         time.sleep(float(seconds))
         _logger.info("lwtest: request done")
         return f"slept {seconds}"
+
+    @http.route("/lwtest/bus/send", type="http", auth="public", methods=["GET"], save_session=False)
+    def bus_send(self, channel, token, **kwargs):
+        """One notification on the string channel ``channel`` through the real bus: a bus.bus
+        row, then NOTIFY imbus once the transaction commits."""
+        request.env["bus.bus"]._sendone(channel, "lwtest/bus", {"channel": channel, "token": token})
+        return f"sent {token}"
