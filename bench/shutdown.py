@@ -40,7 +40,7 @@ def stop_run(ctx: Context, lab: ErpLab, env: dict[str, str], inflight: bool) -> 
     if inflight:
         wait_for(lambda: outcome, 90, "the in-flight request's outcome")
         out["completed"] = outcome.get("status") == 200 and outcome.get("body") == "slept 10"
-        out["request"] = {k: v if k != "error" else repr(v) for k, v in outcome.items() if k != "at"}
+        out["request"] = {k: v if k != "error" else repr(v) for k, v in outcome.items()}
     c.remove(v=True)
     say(f"  {out}")
     return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import requests
 
@@ -32,13 +31,13 @@ def host_port(container, port: int | str) -> int:
 
 
 def get_in_background(url: str, timeout: float = 60) -> tuple[threading.Thread, dict]:
-    """GET ``url`` in a thread; the dict receives status, body and the time answered, or the error."""
+    """GET ``url`` in a thread; the dict receives status and body, or the error."""
     out: dict = {}
 
     def get() -> None:
         try:
             r = requests.get(url, timeout=timeout)
-            out.update(status=r.status_code, body=r.text, at=time.monotonic())
+            out.update(status=r.status_code, body=r.text)
         except requests.RequestException as exc:
             out.update(error=exc)
 
