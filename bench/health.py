@@ -1,15 +1,7 @@
-"""Section `health`: /web/health of loomworks_health against Odoo's own health route.
-
-A throwaway PostgreSQL cluster, two databases (one with loomworks_health, one with only web:
-its post_load would hook into the anchor otherwise), and per endpoint a real odoo-bin (threaded,
-loopback) driven at a fixed rate by an open-loop generator: request i is sent at t0 + i/rate
-whatever happened to the earlier ones, and latency counts from that scheduled time (a stalled
-server is not hidden, as in wrk2). Per endpoint: latency percentiles, errors, Odoo CPU per
-request (/proc of odoo-bin), PostgreSQL CPU per request (the postmaster, its live and reaped
-backends) and the cluster's client connections before, during (max) and after.
-
-Correctness: no /web/health request may fail, and PostgreSQL's connection count must not grow.
-"""
+"""Section `health`: /web/health of loomworks_health against Odoo's own health route, each on a real
+odoo-bin driven at a fixed rate by an open-loop generator (latency counts from the scheduled send
+time, as in wrk2: a stalled server is not hidden). Fails on a failed request or PostgreSQL
+connections that grow; bench/README.md says what is measured."""
 
 from __future__ import annotations
 

@@ -1,22 +1,7 @@
-"""Section `proxy`: the nginx edge's cost, requests/s and p99 (wrk) through nginx over TLS
-against direct to the upstream.
-
-A throwaway PostgreSQL cluster, a real Odoo 18 (threaded, database `bench` with base) and the
-project's nginx configuration run through nginx/entrypoint.sh on loopback (tests/support). Then:
-
-* a small page (/web/login) and a static asset (/web/static/img/favicon.ico), direct to Odoo vs.
-  through nginx over TLS (keep-alive), both sides warmed up first. Through nginx the asset comes
-  from its static cache (hit ratio from the access log's cs= field); it is measured once more
-  with the cache bypassed (``Cache-Control: no-cache``), the edge's cost without the cache;
-* the same small answer from a minimal nginx upstream (``return 200``), direct vs. through the
-  edge: the edge's own per-request cost without Odoo's;
-* TLS handshakes/s: /nginx-health with ``Connection: close`` over TLS (a full handshake per
-  request; no tickets, wrk does not resume sessions) vs. the same over plain HTTP.
-
-Correctness: every wrk run, direct or through nginx, must have no non-2xx/3xx answer, no
-connect/read/write error and no timeout (an answer slower than WRK_TIMEOUT: wrk counts it as a
-timeout error and leaves it out of its latency percentiles, so a timeout is a failed request).
-"""
+"""Section `proxy`: the nginx edge's cost (wrk), through nginx over TLS against direct to the
+upstream: Odoo 18 and a minimal nginx upstream on a throwaway cluster, plus TLS handshakes/s
+(bench/README.md). Any failed wrk request fails the section: wrk counts an answer slower than
+WRK_TIMEOUT as a timeout and leaves it out of its percentiles."""
 
 from __future__ import annotations
 

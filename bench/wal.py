@@ -1,16 +1,7 @@
-"""Section `wal`: postgres/bin/archive-wal against PostgreSQL's documented one-liner
-(`gzip < %p > %f.gz`) and pgBackRest's archive-push, on the same real WAL segments (one process
-per segment, as PostgreSQL runs an archive_command), plus archiver lag under pgbench.
-
-archive-wal as shipped runs pigz -1 on every core; the docs one-liner runs gzip -6 on one. The
-headline keeps that comparison (it is what users would run), and the like-for-like rows compare
-the same level on one thread: archive-wal forced to gzip (a `pigz` first on its PATH that runs
-gzip) at -1 and -6 against the one-liner at -1 and -6 and pgBackRest (gz, one process) at
-compress-level 1 and 6. Every method runs twice (once in quick mode); the best run counts.
-
-Runs as root: clusters and archivers run as the postgres user, as in the image.
-Correctness: no archiver failure under load.
-"""
+"""Section `wal`: postgres/bin/archive-wal against the docs' `gzip < %p > %f.gz` and pgBackRest's
+archive-push on the same real WAL segments (one process per segment, as an archive_command), and
+archiver lag under pgbench; as shipped and like for like (bench/README.md, "WAL rows"). Runs as
+root (clusters and archivers as postgres). Fails when an archiver fails under load."""
 
 from __future__ import annotations
 
