@@ -75,18 +75,12 @@ def odoo_started_at(st: Stack) -> tuple[str, int]:
     return info["State"]["StartedAt"], info["RestartCount"]
 
 
-def kill(st: Stack, service: str) -> tuple[float, int]:
-    """SIGKILL the service's init process from the host (a crash: the restart policy applies);
-    the wall-clock time of the kill and the restart count before it."""
+def kill_until_restarted(st: Stack, service: str, timeout: float = 60) -> float:
+    """SIGKILL the service's init process from the host (a crash); once its restart policy has
+    started it again, the engine's time of that start (State.StartedAt, epoch s): the fault's end."""
     info = st.inspect(service)
-    killed = time.time()
+    killed, restarts = time.time(), info["RestartCount"]
     os.kill(info["State"]["Pid"], signal.SIGKILL)
-    return killed, info["RestartCount"]
-
-
-def restarted_at(st: Stack, service: str, killed: float, restarts: int, timeout: float = 60) -> float:
-    """Once the restart policy has started ``service`` again after a kill at ``killed``: the
-    engine's time of that start (State.StartedAt, epoch seconds): the end of the fault."""
 
     def restarted() -> float | None:
         info = st.inspect(service)
@@ -165,8 +159,7 @@ def test_database_killed_readiness_fails_then_recovers_with_all_records(stack: S
     probe = ReadinessProbe(stack)
     try:
         wait_for(lambda: 200 in probe.seen, 30, "a passing readiness probe", interval=0.2)
-        killed, restarts = kill(stack, "postgres")
-        restarted = restarted_at(stack, "postgres", killed, restarts)
+        restarted = kill_until_restarted(stack, "postgres")
         stack.wait_service_healthy("postgres", timeout=180)
         n = len(probe.seen)
         wait_for(lambda: 200 in probe.seen[n:], 120, "odoo readiness back to 200", interval=0.2)
@@ -211,8 +204,7 @@ def test_odoo_killed_mid_request_restarts_with_filestore_and_session(stack: Stac
                      {"name": "drill.bin", "datas": datas, "res_model": "res.partner"})
     [att] = call_kw(http, stack.url(), "ir.attachment", "read", [att_id], ["store_fname"])
     [(thread, result)] = start_slow_requests(stack, 1, "20.25")
-    killed, restarts = kill(stack, "odoo")  # tini: the whole container dies at once
-    restarted = restarted_at(stack, "odoo", killed, restarts)
+    restarted = kill_until_restarted(stack, "odoo")  # tini: the whole container dies at once
     wait_odoo(stack, "healthy", 300)
     recover = time.time() - restarted
     thread.join(60)
@@ -278,8 +270,7 @@ def test_postgres_killed_under_write_load_keeps_every_acknowledged_write(stack: 
     try:
         wait_for(lambda: len(acked) >= 20, 120, "20 acknowledged writes", interval=0.2)
         at_kill = len(acked)
-        killed, restarts = kill(stack, "postgres")
-        restarted = restarted_at(stack, "postgres", killed, restarts)
+        restarted = kill_until_restarted(stack, "postgres")
         stack.wait_service_healthy("postgres", timeout=180)
         wait_for(lambda: len(acked) >= at_kill + 20, 180, "writes resumed", interval=0.2)
     finally:
