@@ -4,10 +4,13 @@ in report.py; ``Context`` is what the sections of one run share."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,25 @@ HEALTH_1S = {"interval": 1_000_000_000, "timeout": 3_000_000_000, "retries": 3}
 
 def say(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@contextlib.contextmanager
+def sampling(probe: Callable[[], object], every: float = 0.25) -> Iterator[None]:
+    """``probe()`` at once and then every ``every`` seconds, in a thread, while the block runs."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        probe()
+        while not stop.wait(every):
+            probe()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass

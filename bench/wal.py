@@ -9,11 +9,10 @@ import os
 import shutil
 import statistics
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-from bench import Context, say
+from bench import Context, sampling, say
 from bench.report import BenchFailure, Row
 from tests.support.pg import ARCHIVE_WAL, LIB_ENV, PG_BIN, PgCluster, make_archive_dir, run_as_postgres
 from tests.support.wait import wait_for
@@ -131,30 +130,20 @@ def lag_under_load(label: str, archive_command: str, scale: int, seconds: int) -
                                   "archive_command": f"'{archive_command.replace('%o', str(arch))}'"}).start()
     status = cluster.datadir / "pg_wal" / "archive_status"
     samples: list[int] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            samples.append(len(list(status.glob("*.ready"))))
-            stop.wait(0.25)
-
-    t = threading.Thread(target=sample, daemon=True)
     try:
         lsn0 = cluster.psql("SELECT pg_current_wal_lsn()")
-        t.start()
-        t0 = time.monotonic()
-        for args in (["-i", "-s", str(scale), "-q"], ["-c", "4", "-j", "2", "-T", str(seconds), "-n"]):
-            subprocess.run([str(PG_BIN / "pgbench"), *args], env=cluster.env, check=True, capture_output=True)
-        load_s = time.monotonic() - t0
-        wal_mb = int(cluster.psql(f"SELECT pg_current_wal_lsn() - '{lsn0}'::pg_lsn")) / MB
-        t1 = time.monotonic()
-        wait_for(lambda: not list(status.glob("*.ready")), 600, "archiver to catch up")
-        catch_up = time.monotonic() - t1
-        stop.set()
-        t.join()
+        with sampling(lambda: samples.append(len(list(status.glob("*.ready"))))):
+            t0 = time.monotonic()
+            for args in (["-i", "-s", str(scale), "-q"], ["-c", "4", "-j", "2", "-T", str(seconds), "-n"]):
+                subprocess.run([str(PG_BIN / "pgbench"), *args], env=cluster.env, check=True,
+                               capture_output=True)
+            load_s = time.monotonic() - t0
+            wal_mb = int(cluster.psql(f"SELECT pg_current_wal_lsn() - '{lsn0}'::pg_lsn")) / MB
+            t1 = time.monotonic()
+            wait_for(lambda: not list(status.glob("*.ready")), 600, "archiver to catch up")
+            catch_up = time.monotonic() - t1
         failed = int(cluster.psql("SELECT failed_count FROM pg_stat_archiver"))
     finally:
-        stop.set()
         cluster.destroy()
         shutil.rmtree(arch, ignore_errors=True)
     return {"archiver": label, "load_seconds": round(load_s, 1), "wal_mb": round(wal_mb),
