@@ -155,9 +155,8 @@ def measure(ctx: Context, nginx: str, duration: int) -> dict:
 
 def run(ctx: Context) -> list[Row]:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    for tool in ("wrk", nginx):
-        if not shutil.which(tool):
-            raise BenchFailure(f"{tool} is not installed (the host tools of `make test`)")
+    if missing := [t for t in ("wrk", nginx) if not shutil.which(t)]:
+        raise BenchFailure(f"{', '.join(missing)} not installed (the host tools of `make test`)")
     p = ctx.raw["proxy"] = measure(ctx, nginx, 3 if ctx.quick else 10)
     res = p["results"]
     rows = []
@@ -169,8 +168,8 @@ def run(ctx: Context) -> list[Row]:
                 better="higher"),
             Row("4 proxy", f"{label} through nginx TLS: p99", ng["p99_ms"], "ms", di["p99_ms"], DIRECT),
         ]
-    through = {k: r for k, r in res.items() if not k.endswith("_direct")}
     direct = {k: r for k, r in res.items() if k.endswith("_direct")}
+    through = {k: r for k, r in res.items() if k not in direct}
     rows += [
         Row("4 proxy", "TLS handshakes/s (new connection per request)", res["handshake_tls"]["rps"], "/s",
             res["handshake_plain"]["rps"], "new plain-HTTP connections/s, same nginx", better="higher"),

@@ -153,9 +153,9 @@ def lag_under_load(label: str, archive_command: str, scale: int, seconds: int) -
 
 
 def run(ctx: Context) -> list[Row]:
-    for tool in ("pigz", "pgbackrest"):  # without pigz, archive-wal would run gzip: the rows would lie
-        if not shutil.which(tool):
-            raise BenchFailure(f"{tool} is not installed (the host tools of `make test`)")
+    # without pigz, archive-wal would run gzip: the rows would lie
+    if missing := [t for t in ("pigz", "pgbackrest") if not shutil.which(t)]:
+        raise BenchFailure(f"{', '.join(missing)} not installed (the host tools of `make test`)")
     scale, repeat, lag_scale, lag_s = (8, 1, 10, 8) if ctx.quick else (30, 2, 30, 20)
     corpus, m = throughput(ctx, scale, repeat)
     ctx.raw["wal"] = {"corpus": corpus, "cpus": THREADS, "throughput": m}

@@ -1,10 +1,6 @@
-"""The static cache of the nginx edge (snippets/odoo.conf, assets location).
-
-The project's configuration runs on the host's nginx through nginx/entrypoint.sh
-in front of the stand-in upstream, which records every request it receives: a
-response served from the cache is one the upstream never saw. The access log's
-``cs=`` field ($upstream_cache_status) says how nginx answered.
-"""
+"""The nginx edge's static cache (snippets/odoo.conf, assets location): the project's configuration
+on the host's nginx in front of the stand-in upstream, which records what it receives (an answer
+from the cache is one it never saw); the access log's ``cs=`` ($upstream_cache_status) says more."""
 
 from __future__ import annotations
 
@@ -37,18 +33,16 @@ def get(run: NginxRun, path: str, host: str = TENANT, **kw) -> Response:
 
 
 def fetches(up: HttpUpstream, path: str) -> int:
-    """How many requests for ``path`` reached the upstream."""
     return sum(1 for s in up.seen if s["path"] == path)
 
 
 def assert_browser_caching(resp: Response, max_age: int) -> None:
     assert resp.headers["Cache-Control"] == f"max-age={max_age}"
-    expires = parsedate_to_datetime(resp.headers["Expires"])
-    date = parsedate_to_datetime(resp.headers["Date"])
+    expires, date = (parsedate_to_datetime(resp.headers[h]) for h in ("Expires", "Date"))
     assert abs((expires - date).total_seconds() - max_age) <= 1, (date, expires)
     # "expires" and the cache did not drop the server-level headers
-    assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    assert resp.headers["Strict-Transport-Security"] == "max-age=63072000"
+    assert (resp.headers["X-Content-Type-Options"], resp.headers["Strict-Transport-Security"]) == (
+        "nosniff", "max-age=63072000")
 
 
 @pytest.fixture

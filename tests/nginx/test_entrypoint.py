@@ -1,8 +1,5 @@
-"""nginx/entrypoint.sh: environment validation and certificate handling.
-
-Runs the entrypoint from the repository against the host's nginx (paths under
-a temporary directory), exactly as the image runs it.
-"""
+"""nginx/entrypoint.sh, from the repository, on the host's nginx (paths in a temporary directory) as
+the image runs it: environment validation and certificate handling."""
 
 from __future__ import annotations
 

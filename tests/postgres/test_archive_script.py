@@ -1,7 +1,5 @@
-"""archive-wal's contract, exercised directly on real files (PostgreSQL's archive_command rules).
-
-Runs the repository's postgres/bin/archive-wal as the postgres user, like the archiver does.
-"""
+"""archive-wal's contract (PostgreSQL's archive_command rules) on real files, run as the postgres
+user like the archiver runs it."""
 
 from __future__ import annotations
 
