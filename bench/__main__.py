@@ -1,12 +1,5 @@
-"""`make bench`: every Loomworks benchmark beside its anchor, one Markdown table.
-
-Sections (in this order; --only a,b selects; bench/README.md says what each measures):
-  image     image size, cold build, rebuild after a one-line addon change, start to healthy
-  start     `docker compose up` to all healthy; migration check vs. Odoo's `-u all`
-  health    /web/health vs. Odoo's /web/health?db_server_status=1 at a fixed rate
-  proxy     nginx over TLS vs. direct to Odoo (wrk); TLS handshakes/s; the edge's own cost
-  wal       archive-wal vs. the docs' gzip one-liner vs. pgBackRest; archiver lag
-  shutdown  `docker stop` idle and with a request in flight vs. Odoo's threaded server
+"""`make bench`: every Loomworks benchmark beside its anchor, one Markdown table. Sections, in this
+order (bench/README.md says what each measures): image, start, health, proxy, wal, shutdown.
 
 Writes bench/results/summary.md and summary.json, <section>.json and logs/<section>.log. Exits 1
 when a correctness condition broke (the section is marked FAILED; the others still run).

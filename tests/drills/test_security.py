@@ -166,11 +166,9 @@ def test_postgres_and_redis_are_not_published(stack: Stack, drill):
 
 
 def test_redis_refuses_unauthenticated_commands(stack: Stack, drill):
-    probe = (
-        "import socket; s = socket.create_connection(('redis', 6379), 5); "
-        "s.sendall(b'PING\\r\\n'); print(s.recv(200).decode()); "
-        "s.sendall(b'CONFIG GET requirepass\\r\\n'); print(s.recv(200).decode())"
-    )
+    probe = ("import socket; s = socket.create_connection(('redis', 6379), 5); "
+             "s.sendall(b'PING\\r\\n'); print(s.recv(200).decode()); "
+             "s.sendall(b'CONFIG GET requirepass\\r\\n'); print(s.recv(200).decode())")
     out = stack.exec("odoo", "python3", "-c", probe).stdout
     assert out.count("-NOAUTH") == 2 and "PONG" not in out, out
     drill("security: Redis refuses unauthenticated commands", "passed")

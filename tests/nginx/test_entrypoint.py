@@ -26,7 +26,14 @@ def file_sha256(pem: Path) -> str:
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem.read_text())).hexdigest()
 
 
-def make_cert(dir_: Path, *, names: tuple[str, ...] = ("loomworks.app", "*.loomworks.app"),
+DEFAULT_NAMES = ("loomworks.app", "*.loomworks.app")
+
+
+def pem(kind: str, body: str) -> str:
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+
+
+def make_cert(dir_: Path, *, names: tuple[str, ...] = DEFAULT_NAMES,
               expired: bool = False) -> tuple[Path, Path]:
     """A self-signed EC pair in ``dir_``; ``expired`` makes one that ended yesterday."""
     from cryptography import x509
@@ -151,39 +158,32 @@ def test_unwritable_self_signed_directory_is_a_clear_error(make_nginx) -> None:
         run_entrypoint(run.env, "check"))
 
 
-@pytest.mark.parametrize("case", ["garbage", "mismatch", "wrong-domain", "expired", "key-only", "bad-key"])
+BAD_CERTS = {  # what is wrong with the mounted pair -> what the one error line says
+    "garbage": "fullchain.pem: not a PEM certificate",
+    "mismatch": "private key does not match the certificate",
+    "wrong-domain": "certificate is not valid for LOOMWORKS_DOMAIN=loomworks.app",
+    "expired": "certificate expired on",
+    "key-only": "fullchain.pem: missing (",
+    "bad-key": "privkey.pem: not an unencrypted PEM private key",
+}
+
+
+@pytest.mark.parametrize("case", BAD_CERTS)
 def test_bad_mounted_certificate_fails_with_one_clear_line(make_nginx, tmp_path: Path, case: str) -> None:
     run = make_nginx()
     certs = run.root / "certs"
-    expected = {
-        "garbage": "fullchain.pem: not a PEM certificate",
-        "mismatch": "private key does not match the certificate",
-        "wrong-domain": "certificate is not valid for LOOMWORKS_DOMAIN=loomworks.app",
-        "expired": "certificate expired on",
-        "key-only": "fullchain.pem: missing (",
-        "bad-key": "privkey.pem: not an unencrypted PEM private key",
-    }[case]
+    make_cert(certs, names=("other.example",) if case == "wrong-domain" else DEFAULT_NAMES,
+              expired=case == "expired")
     if case == "garbage":
-        make_cert(certs)
-        (certs / "fullchain.pem").write_text(
-            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+        (certs / "fullchain.pem").write_text(pem("CERTIFICATE", "not base64"))
     elif case == "mismatch":
-        make_cert(certs)
-        _, other_key = make_cert(tmp_path / "other")
-        (certs / "privkey.pem").write_bytes(other_key.read_bytes())
-    elif case == "wrong-domain":
-        make_cert(certs, names=("other.example",))
-    elif case == "expired":
-        make_cert(certs, expired=True)
+        (certs / "privkey.pem").write_bytes(make_cert(tmp_path / "other")[1].read_bytes())
     elif case == "key-only":
-        make_cert(certs)
         (certs / "fullchain.pem").unlink()
     elif case == "bad-key":
-        make_cert(certs)
-        (certs / "privkey.pem").write_text(
-            "-----BEGIN PRIVATE KEY-----\nsecret-material\n-----END PRIVATE KEY-----\n")
+        (certs / "privkey.pem").write_text(pem("PRIVATE KEY", "secret-material"))
     r = run_entrypoint(run.env, "check")
     line = error_line(r)
-    assert expected in line, line
+    assert BAD_CERTS[case] in line, line
     assert "secret-material" not in r.stderr + r.stdout
     assert not (run.root / "self-signed" / "fullchain.pem").exists()  # no silent fallback
