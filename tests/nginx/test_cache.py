@@ -125,8 +125,7 @@ def test_cache_key_includes_scheme_and_host(nginx: NginxRun, http_upstream: Http
     ("/web/login?{u}", 200),                          # not an asset
     ("/web/image/{u}", 200),
 ])
-def test_response_is_not_cached(nginx: NginxRun, http_upstream: HttpUpstream, path: str,
-                                status: int) -> None:
+def test_response_is_not_cached(nginx: NginxRun, http_upstream: HttpUpstream, path: str, status: int) -> None:
     path = path.format(u=uuid.uuid4().hex[:12])
     for n in (1, 2):
         resp = get(nginx, path)
