@@ -46,10 +46,10 @@ def unhealthy_bound(st: Stack) -> float:
     return unhealthy_within(st.inspect("odoo")["Config"]["Healthcheck"]) + HEALTH_POLL
 
 
-def create_records(st: Stack, http: requests.Session, n: int = 20) -> str:
+def create_records(st: Stack, http: requests.Session) -> str:
     tag = f"drill-{secrets.token_hex(5)}"
-    ids = call_kw(http, st.url(), "res.partner", "create", [{"name": f"{tag} {i}"} for i in range(n)])
-    assert len(ids) == n
+    ids = call_kw(http, st.url(), "res.partner", "create", [{"name": f"{tag} {i}"} for i in range(20)])
+    assert len(ids) == 20
     return tag
 
 

@@ -315,19 +315,16 @@ def odoo_never_saw(st: Stack, token: str) -> None:
     assert token not in st.logs("odoo", tail=400), "the request reached Odoo"
 
 
-@pytest.mark.parametrize(("host", "expected"), [
-    pytest.param(b"evil.example", DROPPED, id="evil.example"),
-    pytest.param(b"loomworks.localhost.evil.example", DROPPED, id="loomworks.localhost.evil.example"),
-    pytest.param(b"a.b.loomworks.localhost", DROPPED, id="a.b.loomworks.localhost"),
-    pytest.param(b"-x.loomworks.localhost", DROPPED, id="-x.loomworks.localhost"),
-    pytest.param(b"x" * 300 + b".loomworks.localhost", DROPPED, id="x*300.loomworks.localhost"),
-    pytest.param(b"a..loomworks.localhost", BAD_REQUEST, id="a..loomworks.localhost"),
-    pytest.param(b"loomworks.localhost/../x", BAD_REQUEST, id="loomworks.localhost/../x"),
-    pytest.param(b"loomworks.localhost\x00.evil.example", BAD_REQUEST,
-                 id="loomworks.localhost<NUL>.evil.example"),
-    pytest.param(b"local host", BAD_REQUEST, id="local host"),
-    pytest.param(b"", BAD_REQUEST, id="(empty)"),
-])
+BAD_HOSTS = {  # Host header on the local port -> what nginx answers
+    **dict.fromkeys((b"evil.example", b"loomworks.localhost.evil.example", b"a.b.loomworks.localhost",
+                     b"-x.loomworks.localhost", b"x" * 300 + b".loomworks.localhost"), DROPPED),
+    **dict.fromkeys((b"a..loomworks.localhost", b"loomworks.localhost/../x",
+                     b"loomworks.localhost\x00.evil.example", b"local host", b""), BAD_REQUEST),
+}
+
+
+@pytest.mark.parametrize(("host", "expected"), BAD_HOSTS.items(), ids=[
+    h.decode().replace("x" * 300, "x*300").replace("\0", "<NUL>") or "(empty)" for h in BAD_HOSTS])
 def test_malformed_or_foreign_host_never_reaches_odoo(stack: Stack, host: bytes, expected: str,
                                                       request: pytest.FixtureRequest, drill):
     """The local listener (what localhost:8069 is): nginx answers exactly ``expected``."""
