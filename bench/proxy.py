@@ -180,8 +180,7 @@ def run(ctx: Context) -> list[Row]:
             f"timeouts over {WRK_TIMEOUT})", failures_figure(through), anchor=failures_figure(direct),
             anchor_name="every wrk run direct"),
     ]
-    bad = {k: r for k, r in res.items() if failed(r)}
-    if bad:
+    if bad := {k: r for k, r in res.items() if failed(r)}:
         raise BenchFailure("proxy: failed requests: " + "; ".join(
             f"{k}: non-2xx {r['non_2xx_3xx']}, socket {r['socket_errors']}" for k, r in bad.items()), rows)
     return rows

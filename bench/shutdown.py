@@ -68,10 +68,8 @@ def run(ctx: Context) -> list[Row]:
         Row("6 shutdown", "in-flight 10 s request answered 200 before the container stopped",
             done("project_inflight"), anchor=done("anchor_inflight"), anchor_name=ANCHOR),
     ]
-    lost = [r for r in res["project_inflight"] if not r["completed"]]
-    if lost:
+    if lost := [r for r in res["project_inflight"] if not r["completed"]]:
         raise BenchFailure(f"loomworks/erp lost an in-flight request on docker stop: {lost}", rows)
-    bad_exit = [r for k in ("project_idle", "project_inflight") for r in res[k] if r["exit_code"] != 0]
-    if bad_exit:
+    if bad_exit := [r for k in ("project_idle", "project_inflight") for r in res[k] if r["exit_code"] != 0]:
         raise BenchFailure(f"loomworks/erp exited non-zero on docker stop: {bad_exit}", rows)
     return rows

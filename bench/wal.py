@@ -187,8 +187,7 @@ def run(ctx: Context) -> list[Row]:
         Row("5 wal", "archiver lag, archive-wal as shipped: mean .ready segments", lo["mean_ready"], "",
             ld["mean_ready"], DOCS),
     ]
-    broken = [r for r in lag if r["failed_count"]]
-    if broken:
+    if broken := [r for r in lag if r["failed_count"]]:
         raise BenchFailure("; ".join(f"archiver {r['archiver']} failed {r['failed_count']} times under load"
                                      for r in broken), rows)
     return rows
