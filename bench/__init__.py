@@ -60,20 +60,11 @@ class Context:
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lwbench-")))
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     db_ready: bool = False
-    _client: docker.DockerClient | None = None
+    client: docker.DockerClient = field(default_factory=lambda: docker.from_env(timeout=300))
     _lab: ErpLab | None = None
 
     def __post_init__(self) -> None:
         self.tmp.chmod(0o755)  # the ERP image's user and postgres read what is put here
-
-    @property
-    def client(self) -> docker.DockerClient:
-        if self._client is None:
-            self._client = docker.from_env(timeout=300)
-        return self._client
-
-    def erp_env(self, **env: str) -> dict[str, str]:
-        return {"DB_NAME": "bench", "ADMIN_PASSWORD": self.admin_password, **env}
 
     def erp(self, lab: ErpLab, env: dict[str, str] | None = None, **kw: Any) -> Container:
         """An ERP container of the lab on `bench` (``env`` added), lwtest_slow mounted, the image's
@@ -82,7 +73,8 @@ class Context:
         if not addon.exists():
             addon.parent.mkdir()
             addon_copy(addon.parent)
-        return lab.erp(self.erp_env(**(env or {})), addon=addon, **{"healthcheck": HEALTH_1S, **kw})
+        env = {"DB_NAME": "bench", "ADMIN_PASSWORD": self.admin_password, **(env or {})}
+        return lab.erp(env, addon=addon, **{"healthcheck": HEALTH_1S, **kw})
 
     def lab(self, initialised: bool = True) -> ErpLab:
         if self._lab is None:
@@ -101,6 +93,5 @@ class Context:
     def close(self) -> None:
         if self._lab is not None:
             self._lab.cleanup()
-        if self._client is not None:
-            self._client.close()
+        self.client.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
