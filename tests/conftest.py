@@ -1,10 +1,5 @@
-"""Test platform: markers, loud skips, and shared session fixtures.
-
-Markers (see pyproject.toml): unit, integration (real services on loopback),
-odoo (needs an Odoo tree), docker (needs a Docker engine). Tests that need
-something missing are skipped, and the reason is printed ONCE in the summary
-header instead of once per test.
-"""
+"""Test platform: markers (pyproject.toml: unit, integration, odoo, docker), loud skips (what is
+missing is said ONCE in the summary header, not once per test), and shared session fixtures."""
 
 from __future__ import annotations
 
@@ -80,10 +75,8 @@ def odoo_tree(pytestconfig: pytest.Config) -> Path:
 def pg_cluster() -> Iterator[PgCluster]:
     """A throwaway PostgreSQL 15 cluster on a random loopback port, shared by the session."""
     cluster = PgCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.destroy()
+    yield cluster
+    cluster.destroy()
 
 
 @pytest.fixture
