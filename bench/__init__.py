@@ -4,10 +4,13 @@ in report.py; ``Context`` is what the sections of one run share."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,25 @@ def say(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+@contextlib.contextmanager
+def sampling(probe: Callable[[], object], every: float = 0.25) -> Iterator[None]:
+    """``probe()`` at once and then every ``every`` seconds, in a thread, while the block runs."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        probe()
+        while not stop.wait(every):
+            probe()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 @dataclass
 class Context:
     """One run: its mode, the Odoo tree, the raw figures per section, and an ERP lab (the kit's:
@@ -38,20 +60,11 @@ class Context:
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lwbench-")))
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     db_ready: bool = False
-    _client: docker.DockerClient | None = None
+    client: docker.DockerClient = field(default_factory=lambda: docker.from_env(timeout=300))
     _lab: ErpLab | None = None
 
     def __post_init__(self) -> None:
         self.tmp.chmod(0o755)  # the ERP image's user and postgres read what is put here
-
-    @property
-    def client(self) -> docker.DockerClient:
-        if self._client is None:
-            self._client = docker.from_env(timeout=300)
-        return self._client
-
-    def erp_env(self, **env: str) -> dict[str, str]:
-        return {"DB_NAME": "bench", "ADMIN_PASSWORD": self.admin_password, **env}
 
     def erp(self, lab: ErpLab, env: dict[str, str] | None = None, **kw: Any) -> Container:
         """An ERP container of the lab on `bench` (``env`` added), lwtest_slow mounted, the image's
@@ -60,7 +73,8 @@ class Context:
         if not addon.exists():
             addon.parent.mkdir()
             addon_copy(addon.parent)
-        return lab.erp(self.erp_env(**(env or {})), addon=addon, **{"healthcheck": HEALTH_1S, **kw})
+        env = {"DB_NAME": "bench", "ADMIN_PASSWORD": self.admin_password, **(env or {})}
+        return lab.erp(env, addon=addon, **{"healthcheck": HEALTH_1S, **kw})
 
     def lab(self, initialised: bool = True) -> ErpLab:
         if self._lab is None:
@@ -79,6 +93,5 @@ class Context:
     def close(self) -> None:
         if self._lab is not None:
             self._lab.cleanup()
-        if self._client is not None:
-            self._client.close()
+        self.client.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,12 +1,5 @@
-"""`make bench`: every Loomworks benchmark beside its anchor, one Markdown table.
-
-Sections (in this order; --only a,b selects; bench/README.md says what each measures):
-  image     image size, cold build, rebuild after a one-line addon change, start to healthy
-  start     `docker compose up` to all healthy; migration check vs. Odoo's `-u all`
-  health    /web/health vs. Odoo's /web/health?db_server_status=1 at a fixed rate
-  proxy     nginx over TLS vs. direct to Odoo (wrk); TLS handshakes/s; the edge's own cost
-  wal       archive-wal vs. the docs' gzip one-liner vs. pgBackRest; archiver lag
-  shutdown  `docker stop` idle and with a request in flight vs. Odoo's threaded server
+"""`make bench`: every Loomworks benchmark beside its anchor, one Markdown table. Sections, in this
+order (bench/README.md says what each measures): image, start, health, proxy, wal, shutdown.
 
 Writes bench/results/summary.md and summary.json, <section>.json and logs/<section>.log. Exits 1
 when a correctness condition broke (the section is marked FAILED; the others still run).
@@ -24,7 +17,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import TextIO
 
 from bench import RESULTS, Context, health, image, proxy, say, shutdown, start, wal
 from bench.report import BenchFailure, Row, loadavg, machine_facts, summary_md
@@ -48,26 +40,21 @@ def parse_only(text: str | None) -> list[str]:
     return [s for s in SECTIONS if s in chosen]
 
 
-class Tee:
-    """stdout to the console and a section's log."""
-
-    def __init__(self, *streams: TextIO) -> None:
-        self.streams = streams
+class Tee(tuple):
+    """stdout to the console and a section's log: Tee((sys.stdout, log))."""
 
     def write(self, text: str) -> int:
-        for s in self.streams:
-            s.write(text)
-        return len(text)
+        return min(s.write(text) for s in self)
 
     def flush(self) -> None:
-        for s in self.streams:
+        for s in self:
             s.flush()
 
 
 def run_section(name: str, ctx: Context) -> tuple[list[Row], str | None]:
     """The section's rows, and why it FAILED (None when it did not); its output to logs/<name>.log."""
     log = RESULTS / "logs" / f"{name}.log"
-    with log.open("w") as fh, contextlib.redirect_stdout(Tee(sys.stdout, fh)):
+    with log.open("w") as fh, contextlib.redirect_stdout(Tee((sys.stdout, fh))):
         try:
             return SECTIONS[name](ctx), None
         except BenchFailure as exc:
@@ -103,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_odoo_context(tree)
 
     rows: list[Row] = []
-    failures: dict[str, str] = {}
-    timing: dict[str, float] = {}
-    t_all = time.monotonic()
+    failures, timing, t_all = {}, {}, time.monotonic()
     try:
         for s in sections:
             t0 = time.monotonic()

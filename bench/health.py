@@ -1,26 +1,20 @@
-"""Section `health`: /web/health of loomworks_health against Odoo's own health route.
-
-A throwaway PostgreSQL cluster, two databases (one with loomworks_health, one with only web:
-its post_load would hook into the anchor otherwise), and per endpoint a real odoo-bin (threaded,
-loopback) driven at a fixed rate by an open-loop generator: request i is sent at t0 + i/rate
-whatever happened to the earlier ones, and latency counts from that scheduled time (a stalled
-server is not hidden, as in wrk2). Per endpoint: latency percentiles, errors, Odoo CPU per
-request (/proc of odoo-bin), PostgreSQL CPU per request (the postmaster, its live and reaped
-backends) and the cluster's client connections before, during (max) and after.
-
-Correctness: no /web/health request may fail, and PostgreSQL's connection count must not grow.
-"""
+"""Section `health`: /web/health of loomworks_health against Odoo's own health route, each on a real
+odoo-bin driven at a fixed rate by an open-loop generator (latency counts from the scheduled send
+time, as in wrk2: a stalled server is not hidden). Fails on a failed request or PostgreSQL
+connections that grow; bench/README.md says what is measured."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import threading
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 
-from bench import Context, say
+from bench import Context, sampling, say
 from bench.report import BenchFailure, Row
 from tests.support.odoo import DB_NAME, SERVER_WIDE_HEALTH, SERVER_WIDE_PLAIN, Odoo, count_backends
 from tests.support.pg import PgCluster
@@ -109,31 +103,20 @@ def open_loop(port: int, path: str, rate: float, duration: float) -> tuple[float
     return asyncio.run(main()), samples
 
 
-class ConnectionSampler:
-    """Max of the cluster's client connections (not its own), sampled every 0.25 s during a run."""
+@contextlib.contextmanager
+def max_connections(cluster: PgCluster) -> Iterator[list[int]]:
+    """[the max of the cluster's client connections (not its own)], sampled every 0.25 s in the block."""
+    peak = [0]
+    with contextlib.closing(psycopg2.connect(cluster.dsn)) as conn, conn.cursor() as cur:
+        conn.autocommit = True
 
-    def __init__(self, cluster: PgCluster) -> None:
-        self.conn = psycopg2.connect(cluster.dsn)
-        self.conn.autocommit = True
-        self.max = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        def count() -> None:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                        " AND pid <> pg_backend_pid()")
+            peak[0] = max(peak[0], cur.fetchone()[0])
 
-    def _run(self) -> None:
-        with self.conn.cursor() as cur:
-            while not self.stop.wait(0.25):
-                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-                            " AND pid <> pg_backend_pid()")
-                self.max = max(self.max, cur.fetchone()[0])
-
-    def __enter__(self) -> ConnectionSampler:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.conn.close()
+        with sampling(count):
+            yield peak
 
 
 def measure(ctx: Context, cluster: PgCluster, data_dir: Path, scenario: tuple, rate: float,
@@ -145,15 +128,13 @@ def measure(ctx: Context, cluster: PgCluster, data_dir: Path, scenario: tuple, r
         open_loop(server.port, path, rate, warmup)  # connections, threads and caches warm
         before, load0 = count_backends(cluster), os.getloadavg()[0]
         cpu0, pg0 = server.cpu_seconds(), pg_cpu(cluster)
-        with ConnectionSampler(cluster) as sampler:
+        with max_connections(cluster) as peak:
             wall, samples = open_loop(server.port, path, rate, duration)
         cpu1, pg1 = server.cpu_seconds(), pg_cpu(cluster)
         after, load1 = count_backends(cluster), os.getloadavg()[0]
     finally:
         server.destroy()
-    statuses: dict[str, int] = {}
-    for *_, status in samples:
-        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    statuses = dict(Counter(str(s[2]) for s in samples))
     n = len(samples)
     return {
         "endpoint": name, "path": path, "server_wide": load, "rate_target": rate,
@@ -165,7 +146,7 @@ def measure(ctx: Context, cluster: PgCluster, data_dir: Path, scenario: tuple, r
         "loadavg_1m": {"before": round(load0, 2), "after": round(load1, 2)},
         "odoo_cpu_ms_per_req": round((cpu1 - cpu0) * 1000 / max(n, 1), 3),
         "pg_cpu_ms_per_req": round((pg1 - pg0) * 1000 / max(n, 1), 3),
-        "pg_connections": {"before": before, "max_during": sampler.max, "after": after},
+        "pg_connections": {"before": before, "max_during": peak[0], "after": after},
     }
 
 

@@ -5,6 +5,7 @@ empty database (create + init) and on the existing one; the sizes of the other i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -65,12 +66,9 @@ def start_to_healthy(ctx: Context, lab: ErpLab) -> dict[str, float]:
     out: dict[str, float] = {}
 
     def both() -> bool:
-        if "http_200_s" not in out:
-            try:
-                if requests.get(url, timeout=2).status_code == 200:
-                    out["http_200_s"] = round(time.monotonic() - t0, 1)
-            except requests.RequestException:
-                pass
+        with contextlib.suppress(requests.RequestException):
+            if "http_200_s" not in out and requests.get(url, timeout=2).status_code == 200:
+                out["http_200_s"] = round(time.monotonic() - t0, 1)
         if "docker_healthy_s" not in out and health(c) == "healthy":
             out["docker_healthy_s"] = round(time.monotonic() - t0, 1)
         if exited(c):

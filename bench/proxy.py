@@ -1,22 +1,7 @@
-"""Section `proxy`: the nginx edge's cost, requests/s and p99 (wrk) through nginx over TLS
-against direct to the upstream.
-
-A throwaway PostgreSQL cluster, a real Odoo 18 (threaded, database `bench` with base) and the
-project's nginx configuration run through nginx/entrypoint.sh on loopback (tests/support). Then:
-
-* a small page (/web/login) and a static asset (/web/static/img/favicon.ico), direct to Odoo vs.
-  through nginx over TLS (keep-alive), both sides warmed up first. Through nginx the asset comes
-  from its static cache (hit ratio from the access log's cs= field); it is measured once more
-  with the cache bypassed (``Cache-Control: no-cache``), the edge's cost without the cache;
-* the same small answer from a minimal nginx upstream (``return 200``), direct vs. through the
-  edge: the edge's own per-request cost without Odoo's;
-* TLS handshakes/s: /nginx-health with ``Connection: close`` over TLS (a full handshake per
-  request; no tickets, wrk does not resume sessions) vs. the same over plain HTTP.
-
-Correctness: every wrk run, direct or through nginx, must have no non-2xx/3xx answer, no
-connect/read/write error and no timeout (an answer slower than WRK_TIMEOUT: wrk counts it as a
-timeout error and leaves it out of its latency percentiles, so a timeout is a failed request).
-"""
+"""Section `proxy`: the nginx edge's cost (wrk), through nginx over TLS against direct to the
+upstream: Odoo 18 and a minimal nginx upstream on a throwaway cluster, plus TLS handshakes/s
+(bench/README.md). Any failed wrk request fails the section: wrk counts an answer slower than
+WRK_TIMEOUT as a timeout and leaves it out of its percentiles."""
 
 from __future__ import annotations
 
@@ -170,9 +155,8 @@ def measure(ctx: Context, nginx: str, duration: int) -> dict:
 
 def run(ctx: Context) -> list[Row]:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    for tool in ("wrk", nginx):
-        if not shutil.which(tool):
-            raise BenchFailure(f"{tool} is not installed (the host tools of `make test`)")
+    if missing := [t for t in ("wrk", nginx) if not shutil.which(t)]:
+        raise BenchFailure(f"{', '.join(missing)} not installed (the host tools of `make test`)")
     p = ctx.raw["proxy"] = measure(ctx, nginx, 3 if ctx.quick else 10)
     res = p["results"]
     rows = []
@@ -184,8 +168,8 @@ def run(ctx: Context) -> list[Row]:
                 better="higher"),
             Row("4 proxy", f"{label} through nginx TLS: p99", ng["p99_ms"], "ms", di["p99_ms"], DIRECT),
         ]
-    through = {k: r for k, r in res.items() if not k.endswith("_direct")}
     direct = {k: r for k, r in res.items() if k.endswith("_direct")}
+    through = {k: r for k, r in res.items() if k not in direct}
     rows += [
         Row("4 proxy", "TLS handshakes/s (new connection per request)", res["handshake_tls"]["rps"], "/s",
             res["handshake_plain"]["rps"], "new plain-HTTP connections/s, same nginx", better="higher"),
@@ -196,8 +180,7 @@ def run(ctx: Context) -> list[Row]:
             f"timeouts over {WRK_TIMEOUT})", failures_figure(through), anchor=failures_figure(direct),
             anchor_name="every wrk run direct"),
     ]
-    bad = {k: r for k, r in res.items() if failed(r)}
-    if bad:
+    if bad := {k: r for k, r in res.items() if failed(r)}:
         raise BenchFailure("proxy: failed requests: " + "; ".join(
             f"{k}: non-2xx {r['non_2xx_3xx']}, socket {r['socket_errors']}" for k, r in bad.items()), rows)
     return rows

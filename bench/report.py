@@ -4,6 +4,7 @@ tests/unit/test_bench_report.py."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
@@ -25,11 +26,8 @@ class Row:
     note: str = ""
 
     def ratio(self) -> float | None:
-        if not isinstance(self.project, int | float) or not isinstance(self.anchor, int | float):
-            return None
-        if self.anchor == 0:
-            return None
-        return self.project / self.anchor
+        numbers = isinstance(self.project, int | float) and isinstance(self.anchor, int | float)
+        return self.project / self.anchor if numbers and self.anchor != 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ratio": self.ratio()}
@@ -104,11 +102,8 @@ def loadavg() -> list[float]:
 
 def machine_facts(docker_version: str) -> dict[str, Any]:
     mem_kb = 0
-    try:
-        with open("/proc/meminfo") as fh:
-            mem_kb = next((int(ln.split()[1]) for ln in fh if ln.startswith("MemTotal:")), 0)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/meminfo") as fh:
+        mem_kb = next((int(ln.split()[1]) for ln in fh if ln.startswith("MemTotal:")), 0)
     return {
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),

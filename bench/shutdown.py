@@ -1,11 +1,7 @@
 """Section `shutdown`: `docker stop` of loomworks/erp idle and with a 10 s request in flight (the
-tests' lwtest_slow addon, GET /lwtest/sleep?seconds=10), against the same image running Odoo's
-threaded server (WORKERS=0, what odoo:18 runs).
-
-Correctness: loomworks/erp answers the in-flight request (200, "slept 10") and exits 0. No
-clock decides it: `docker stop` returns once the container's processes are gone, so a complete
-answer was sent before; the bench polls for the request's outcome after the stop.
-"""
+tests' lwtest_slow addon) against the same image on Odoo's threaded server (WORKERS=0). Fails
+unless loomworks/erp answers the request (200, "slept 10") and exits 0: `docker stop` returns
+once the processes are gone, so no clock decides it; the outcome is polled after the stop."""
 
 from __future__ import annotations
 
@@ -72,10 +68,8 @@ def run(ctx: Context) -> list[Row]:
         Row("6 shutdown", "in-flight 10 s request answered 200 before the container stopped",
             done("project_inflight"), anchor=done("anchor_inflight"), anchor_name=ANCHOR),
     ]
-    lost = [r for r in res["project_inflight"] if not r["completed"]]
-    if lost:
+    if lost := [r for r in res["project_inflight"] if not r["completed"]]:
         raise BenchFailure(f"loomworks/erp lost an in-flight request on docker stop: {lost}", rows)
-    bad_exit = [r for k in ("project_idle", "project_inflight") for r in res[k] if r["exit_code"] != 0]
-    if bad_exit:
+    if bad_exit := [r for k in ("project_idle", "project_inflight") for r in res[k] if r["exit_code"] != 0]:
         raise BenchFailure(f"loomworks/erp exited non-zero on docker stop: {bad_exit}", rows)
     return rows

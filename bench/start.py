@@ -79,10 +79,9 @@ def run(ctx: Context) -> list[Row]:
         rec.stop()
         st.destroy()
     ctx.raw["start"] = {"stack": {"fresh": fresh, "restart": restart}}
-    rows = [
+    return [
         Row("2 start", "whole stack `docker compose up` to all 4 healthy, empty volumes", fresh["all"], "s",
             note=f"odoo healthy at {fresh['odoo']:.1f} s"),
         Row("2 start", "whole stack restart (down, up; volumes kept) to all healthy", restart["all"], "s",
             note=f"odoo healthy at {restart['odoo']:.1f} s"),
-    ]
-    return rows + migration_rows(ctx, 1 if ctx.quick else 3)
+        *migration_rows(ctx, 1 if ctx.quick else 3)]

@@ -1,16 +1,7 @@
-"""Section `wal`: postgres/bin/archive-wal against PostgreSQL's documented one-liner
-(`gzip < %p > %f.gz`) and pgBackRest's archive-push, on the same real WAL segments (one process
-per segment, as PostgreSQL runs an archive_command), plus archiver lag under pgbench.
-
-archive-wal as shipped runs pigz -1 on every core; the docs one-liner runs gzip -6 on one. The
-headline keeps that comparison (it is what users would run), and the like-for-like rows compare
-the same level on one thread: archive-wal forced to gzip (a `pigz` first on its PATH that runs
-gzip) at -1 and -6 against the one-liner at -1 and -6 and pgBackRest (gz, one process) at
-compress-level 1 and 6. Every method runs twice (once in quick mode); the best run counts.
-
-Runs as root: clusters and archivers run as the postgres user, as in the image.
-Correctness: no archiver failure under load.
-"""
+"""Section `wal`: postgres/bin/archive-wal against the docs' `gzip < %p > %f.gz` and pgBackRest's
+archive-push on the same real WAL segments (one process per segment, as an archive_command), and
+archiver lag under pgbench; as shipped and like for like (bench/README.md, "WAL rows"). Runs as
+root (clusters and archivers as postgres). Fails when an archiver fails under load."""
 
 from __future__ import annotations
 
@@ -18,11 +9,10 @@ import os
 import shutil
 import statistics
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-from bench import Context, say
+from bench import Context, sampling, say
 from bench.report import BenchFailure, Row
 from tests.support.pg import ARCHIVE_WAL, LIB_ENV, PG_BIN, PgCluster, make_archive_dir, run_as_postgres
 from tests.support.wait import wait_for
@@ -140,30 +130,20 @@ def lag_under_load(label: str, archive_command: str, scale: int, seconds: int) -
                                   "archive_command": f"'{archive_command.replace('%o', str(arch))}'"}).start()
     status = cluster.datadir / "pg_wal" / "archive_status"
     samples: list[int] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            samples.append(len(list(status.glob("*.ready"))))
-            stop.wait(0.25)
-
-    t = threading.Thread(target=sample, daemon=True)
     try:
         lsn0 = cluster.psql("SELECT pg_current_wal_lsn()")
-        t.start()
-        t0 = time.monotonic()
-        for args in (["-i", "-s", str(scale), "-q"], ["-c", "4", "-j", "2", "-T", str(seconds), "-n"]):
-            subprocess.run([str(PG_BIN / "pgbench"), *args], env=cluster.env, check=True, capture_output=True)
-        load_s = time.monotonic() - t0
-        wal_mb = int(cluster.psql(f"SELECT pg_current_wal_lsn() - '{lsn0}'::pg_lsn")) / MB
-        t1 = time.monotonic()
-        wait_for(lambda: not list(status.glob("*.ready")), 600, "archiver to catch up")
-        catch_up = time.monotonic() - t1
-        stop.set()
-        t.join()
+        with sampling(lambda: samples.append(len(list(status.glob("*.ready"))))):
+            t0 = time.monotonic()
+            for args in (["-i", "-s", str(scale), "-q"], ["-c", "4", "-j", "2", "-T", str(seconds), "-n"]):
+                subprocess.run([str(PG_BIN / "pgbench"), *args], env=cluster.env, check=True,
+                               capture_output=True)
+            load_s = time.monotonic() - t0
+            wal_mb = int(cluster.psql(f"SELECT pg_current_wal_lsn() - '{lsn0}'::pg_lsn")) / MB
+            t1 = time.monotonic()
+            wait_for(lambda: not list(status.glob("*.ready")), 600, "archiver to catch up")
+            catch_up = time.monotonic() - t1
         failed = int(cluster.psql("SELECT failed_count FROM pg_stat_archiver"))
     finally:
-        stop.set()
         cluster.destroy()
         shutil.rmtree(arch, ignore_errors=True)
     return {"archiver": label, "load_seconds": round(load_s, 1), "wal_mb": round(wal_mb),
@@ -173,9 +153,9 @@ def lag_under_load(label: str, archive_command: str, scale: int, seconds: int) -
 
 
 def run(ctx: Context) -> list[Row]:
-    for tool in ("pigz", "pgbackrest"):  # without pigz, archive-wal would run gzip: the rows would lie
-        if not shutil.which(tool):
-            raise BenchFailure(f"{tool} is not installed (the host tools of `make test`)")
+    # without pigz, archive-wal would run gzip: the rows would lie
+    if missing := [t for t in ("pigz", "pgbackrest") if not shutil.which(t)]:
+        raise BenchFailure(f"{', '.join(missing)} not installed (the host tools of `make test`)")
     scale, repeat, lag_scale, lag_s = (8, 1, 10, 8) if ctx.quick else (30, 2, 30, 20)
     corpus, m = throughput(ctx, scale, repeat)
     ctx.raw["wal"] = {"corpus": corpus, "cpus": THREADS, "throughput": m}
@@ -207,8 +187,7 @@ def run(ctx: Context) -> list[Row]:
         Row("5 wal", "archiver lag, archive-wal as shipped: mean .ready segments", lo["mean_ready"], "",
             ld["mean_ready"], DOCS),
     ]
-    broken = [r for r in lag if r["failed_count"]]
-    if broken:
+    if broken := [r for r in lag if r["failed_count"]]:
         raise BenchFailure("; ".join(f"archiver {r['archiver']} failed {r['failed_count']} times under load"
                                      for r in broken), rows)
     return rows

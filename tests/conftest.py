@@ -1,10 +1,5 @@
-"""Test platform: markers, loud skips, and shared session fixtures.
-
-Markers (see pyproject.toml): unit, integration (real services on loopback),
-odoo (needs an Odoo tree), docker (needs a Docker engine). Tests that need
-something missing are skipped, and the reason is printed ONCE in the summary
-header instead of once per test.
-"""
+"""Test platform: markers (pyproject.toml: unit, integration, odoo, docker), loud skips (what is
+missing is said ONCE in the summary header, not once per test), and shared session fixtures."""
 
 from __future__ import annotations
 
@@ -16,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import docker
+from tests.support.images import TAG, build, ensure_base_image, prepare_odoo_context, tag
 from tests.support.odoo_tree import find_odoo_tree, why_missing
 from tests.support.pg import PgCluster
 
@@ -78,10 +75,8 @@ def odoo_tree(pytestconfig: pytest.Config) -> Path:
 def pg_cluster() -> Iterator[PgCluster]:
     """A throwaway PostgreSQL 15 cluster on a random loopback port, shared by the session."""
     cluster = PgCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.destroy()
+    yield cluster
+    cluster.destroy()
 
 
 @pytest.fixture
@@ -104,8 +99,6 @@ def make_pg_cluster() -> Iterator:
 
 @pytest.fixture(scope="session")
 def docker_client():
-    import docker
-
     client = docker.from_env(timeout=300)
     yield client
     client.close()
@@ -113,52 +106,26 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def base_image() -> str:
-    from tests.support.images import ensure_base_image
-
     ensure_base_image()
     return "debian:bookworm-slim"
 
 
-@pytest.fixture(scope="session")
-def erp_image(base_image: str, odoo_tree: Path) -> str:
-    from tests.support.images import build, prepare_odoo_context, tag
+def _image(name: str, odoo: bool = False):
+    """A session fixture ``<name>_image``: the project's image, built (an Odoo one needs the tree)."""
 
-    prepare_odoo_context(odoo_tree)
-    return build(tag("erp"))
+    def fixture(base_image: str, request: pytest.FixtureRequest) -> str:
+        if odoo:
+            prepare_odoo_context(request.getfixturevalue("odoo_tree"))
+        return build(tag(name))
 
-
-@pytest.fixture(scope="session")
-def postgres_image(base_image: str) -> str:
-    from tests.support.images import build, tag
-
-    return build(tag("postgres"))
+    return pytest.fixture(scope="session", name=f"{name.replace('-', '_')}_image")(fixture)
 
 
-@pytest.fixture(scope="session")
-def nginx_image(base_image: str) -> str:
-    from tests.support.images import build, tag
-
-    return build(tag("nginx"))
-
-
-@pytest.fixture(scope="session")
-def redis_image(base_image: str) -> str:
-    from tests.support.images import build, tag
-
-    return build(tag("redis"))
-
-
-@pytest.fixture(scope="session")
-def erp_dev_image(base_image: str, odoo_tree: Path) -> str:
-    from tests.support.images import build, prepare_odoo_context, tag
-
-    prepare_odoo_context(odoo_tree)
-    return build(tag("erp-dev"))
+erp_image, erp_dev_image = _image("erp", odoo=True), _image("erp-dev", odoo=True)
+postgres_image, nginx_image, redis_image = _image("postgres"), _image("nginx"), _image("redis")
 
 
 @pytest.fixture(scope="session")
 def stack_tag(erp_image: str, postgres_image: str, nginx_image: str, redis_image: str) -> str:
     """The four images of the stack, built: the LOOMWORKS_TAG a Compose stack runs."""
-    from tests.support.images import TAG
-
     return TAG

@@ -68,8 +68,7 @@ def git(*args: str) -> str:
 
 
 def run_identity() -> dict[str, str]:
-    """The commit the drills run on (``+ local changes`` when the tree differs from it) and
-    the time (UTC)."""
+    """The commit the drills run on (``+ local changes`` when the tree differs) and the time (UTC)."""
     commit = git("rev-parse", "--short", "HEAD")
     if git("status", "--porcelain"):
         commit += " + local changes"
@@ -90,14 +89,9 @@ def junit_outcomes(junit: Path) -> dict[str, str]:
     if not junit.exists():
         return out
     for case in ET.parse(junit).getroot().iter("testcase"):  # noqa: S314 - our own pytest wrote it
-        path = case.get("classname", "").replace(".", "/")
-        key = f"{path}.py::{case.get('name')}"
-        state = "passed"
-        if case.find("failure") is not None or case.find("error") is not None:
-            state = "failed"
-        elif case.find("skipped") is not None:
-            state = "skipped"
-        out[key] = state
+        key = f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name')}"
+        failed = case.find("failure") is not None or case.find("error") is not None
+        out[key] = "failed" if failed else "skipped" if case.find("skipped") is not None else "passed"
     return out
 
 
@@ -134,11 +128,10 @@ def build_table(results: Path, junit: Path) -> tuple[str, bool]:
 
 
 def cell(text: str) -> str:
-    """Text for one Markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = REPO / "README.md"
 BEGIN, END = "<!-- drills:begin -->", "<!-- drills:end -->"
 
 

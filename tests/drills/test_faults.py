@@ -1,18 +1,12 @@
-"""Fault drills on one running stack (with a test addon that has a slow route):
-the database stopped, killed and partitioned away; Odoo killed mid-request; Odoo
-stopped with several workers busy. Each drill asserts recovery without a manual step
-and that nothing committed before the fault is missing afterwards.
-
-Time to recover runs from the end of the fault (the database container started again, the
-network reconnected, the killed container restarted by its policy: the engine's StartedAt,
-the archive writable again) to Odoo healthy again (or, under write load, to the first write
-Odoo acknowledges after the restart). Every drill leaves the stack healthy for the next one.
-"""
+"""Fault drills on one running stack (with the slow-route test addon): the database stopped, killed
+and partitioned away; Odoo killed mid-request, or stopped with every worker busy; the WAL archive
+unwritable. Each asserts recovery without a manual step and that nothing committed is lost.
+Time to recover runs from the end of the fault (container started again, network reconnected,
+archive writable) to Odoo healthy (under write load: its first acknowledged write after)."""
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import secrets
 import signal
@@ -25,6 +19,7 @@ import requests
 
 from tests.support.compose import TEST_ADDON, Stack, docker
 from tests.support.containers import HEALTH_POLL, engine_time, unhealthy_within
+from tests.support.net import get_in_background
 from tests.support.rpc import call_kw, jsonrpc
 from tests.support.wait import wait_for
 
@@ -51,10 +46,10 @@ def unhealthy_bound(st: Stack) -> float:
     return unhealthy_within(st.inspect("odoo")["Config"]["Healthcheck"]) + HEALTH_POLL
 
 
-def create_records(st: Stack, http: requests.Session, n: int = 20) -> str:
+def create_records(st: Stack, http: requests.Session) -> str:
     tag = f"drill-{secrets.token_hex(5)}"
-    ids = call_kw(http, st.url(), "res.partner", "create", [{"name": f"{tag} {i}"} for i in range(n)])
-    assert len(ids) == n
+    ids = call_kw(http, st.url(), "res.partner", "create", [{"name": f"{tag} {i}"} for i in range(20)])
+    assert len(ids) == 20
     return tag
 
 
@@ -80,18 +75,12 @@ def odoo_started_at(st: Stack) -> tuple[str, int]:
     return info["State"]["StartedAt"], info["RestartCount"]
 
 
-def kill(st: Stack, service: str) -> tuple[float, int]:
-    """SIGKILL the service's init process from the host (a crash: the restart policy applies);
-    the wall-clock time of the kill and the restart count before it."""
+def kill_until_restarted(st: Stack, service: str, timeout: float = 60) -> float:
+    """SIGKILL the service's init process from the host (a crash); once its restart policy has
+    started it again, the engine's time of that start (State.StartedAt, epoch s): the fault's end."""
     info = st.inspect(service)
-    killed = time.time()
+    killed, restarts = time.time(), info["RestartCount"]
     os.kill(info["State"]["Pid"], signal.SIGKILL)
-    return killed, info["RestartCount"]
-
-
-def restarted_at(st: Stack, service: str, killed: float, restarts: int, timeout: float = 60) -> float:
-    """Once the restart policy has started ``service`` again after a kill at ``killed``: the
-    engine's time of that start (State.StartedAt, epoch seconds): the end of the fault."""
 
     def restarted() -> float | None:
         info = st.inspect(service)
@@ -170,8 +159,7 @@ def test_database_killed_readiness_fails_then_recovers_with_all_records(stack: S
     probe = ReadinessProbe(stack)
     try:
         wait_for(lambda: 200 in probe.seen, 30, "a passing readiness probe", interval=0.2)
-        killed, restarts = kill(stack, "postgres")
-        restarted = restarted_at(stack, "postgres", killed, restarts)
+        restarted = kill_until_restarted(stack, "postgres")
         stack.wait_service_healthy("postgres", timeout=180)
         n = len(probe.seen)
         wait_for(lambda: 200 in probe.seen[n:], 120, "odoo readiness back to 200", interval=0.2)
@@ -199,22 +187,12 @@ def test_database_partitioned_from_odoo_then_reconnected(stack: Stack, http, dri
     )
 
 
-def slow(st: Stack, seconds: str, out: list, i: int) -> None:
-    try:
-        r = requests.get(st.url(f"/lwtest/sleep?seconds={seconds}"), timeout=120)
-        out[i] = (r.status_code, r.text)
-    except requests.RequestException as e:
-        out[i] = (0, repr(e))
-
-
-def start_slow_requests(st: Stack, n: int, seconds: str) -> tuple[list, list[threading.Thread]]:
-    results: list = [None] * n
-    threads = [threading.Thread(target=slow, args=(st, seconds, results, i), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
+def start_slow_requests(st: Stack, n: int, seconds: str) -> list[tuple[threading.Thread, dict]]:
+    """``n`` slow GETs in the background (the kit's get_in_background), once Odoo runs them all."""
+    started = [get_in_background(st.url(f"/lwtest/sleep?seconds={seconds}"), 120) for _ in range(n)]
     wait_for(lambda: st.logs("odoo", tail=300).count(f"sleeping {seconds} s") >= n, 60,
              f"{n} slow requests running in Odoo", interval=0.3)
-    return results, threads
+    return started
 
 
 def test_odoo_killed_mid_request_restarts_with_filestore_and_session(stack: Stack, drill):
@@ -225,15 +203,13 @@ def test_odoo_killed_mid_request_restarts_with_filestore_and_session(stack: Stac
     att_id = call_kw(http, stack.url(), "ir.attachment", "create",
                      {"name": "drill.bin", "datas": datas, "res_model": "res.partner"})
     [att] = call_kw(http, stack.url(), "ir.attachment", "read", [att_id], ["store_fname"])
-    results, threads = start_slow_requests(stack, 1, "20.25")
-    killed, restarts = kill(stack, "odoo")  # tini: the whole container dies at once
-    restarted = restarted_at(stack, "odoo", killed, restarts)
+    [(thread, result)] = start_slow_requests(stack, 1, "20.25")
+    restarted = kill_until_restarted(stack, "odoo")  # tini: the whole container dies at once
     wait_odoo(stack, "healthy", 300)
     recover = time.time() - restarted
-    for t in threads:
-        t.join(60)
+    thread.join(60)
     # The request in flight at the crash gets nginx's 502 page (documented): it was never answered.
-    assert results[0][0] == 502 and NGINX_50X in results[0][1], results[0]
+    assert result.get("status") == 502 and NGINX_50X in result["body"], result
     again = requests.Session()
     again.cookies.set("session_id", cookie)
     session = jsonrpc(again, stack.url("/web/session/get_session_info"), {})
@@ -249,14 +225,15 @@ def test_odoo_killed_mid_request_restarts_with_filestore_and_session(stack: Stac
 
 def test_docker_stop_lets_every_in_flight_request_finish(stack: Stack, drill):
     cid = stack.container_id("odoo")
-    results, threads = start_slow_requests(stack, WORKERS, "6.125")
+    started = start_slow_requests(stack, WORKERS, "6.125")
     stopped = time.monotonic()
     docker("stop", cid)  # the compose stop_grace_period applies (longer than GRACEFUL_TIMEOUT)
     stop_took = time.monotonic() - stopped
-    for t in threads:
+    for t, _ in started:
         t.join(60)
-    assert [r[0] for r in results] == [200] * WORKERS, json.dumps(results)[:2000]
-    assert all(r[1] == "slept 6.125" for r in results), results
+    results = [r for _, r in started]
+    assert [r.get("status") for r in results] == [200] * WORKERS, repr(results)[:2000]
+    assert all(r["body"] == "slept 6.125" for r in results), results
     code = stack.inspect("odoo")["State"]["ExitCode"]
     assert code != 137, f"odoo was SIGKILLed after the grace period:\n{stack.logs('odoo')}"
     assert code == 0, f"odoo exited {code}:\n{stack.logs('odoo')}"
@@ -293,8 +270,7 @@ def test_postgres_killed_under_write_load_keeps_every_acknowledged_write(stack: 
     try:
         wait_for(lambda: len(acked) >= 20, 120, "20 acknowledged writes", interval=0.2)
         at_kill = len(acked)
-        killed, restarts = kill(stack, "postgres")
-        restarted = restarted_at(stack, "postgres", killed, restarts)
+        restarted = kill_until_restarted(stack, "postgres")
         stack.wait_service_healthy("postgres", timeout=180)
         wait_for(lambda: len(acked) >= at_kill + 20, 180, "writes resumed", interval=0.2)
     finally:

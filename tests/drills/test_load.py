@@ -1,9 +1,5 @@
-"""Load drill: 50 concurrent clients for 60 s through nginx against the real stack.
-
-Each client alternates the login page (a rendered Odoo page) and a JSON-RPC call, over
-nginx's local listener. Outcome: every request answered 200, no container restarted or
-OOM-killed, and every container's memory stayed under its limit (sampled throughout).
-"""
+"""Load drill: 50 clients for 60 s through nginx's local listener (login page and JSON-RPC in
+turn): every request answered 200, no restart or OOM kill, memory under each container's limit."""
 
 from __future__ import annotations
 

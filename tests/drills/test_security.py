@@ -1,12 +1,7 @@
-"""Security defaults of the running stack, checked on the effective containers (not the
-YAML): users, privileges, capabilities, read-only roots, setuid files, exposure, Redis
-and PostgreSQL authentication, the database manager, and a scan for secret values.
-
-Also the bad-input edges that need the whole stack (Host header, X-Forwarded-For,
-oversized upload); the per-component variants live in tests/nginx and tests/docker.
-Last, the same stack made multi-tenant (DB_NAME= and DBFILTER=^%d$, odoo re-created):
-tenants by subdomain, each in its own database only.
-"""
+"""Security defaults of the running stack, on the effective containers (not the YAML): users,
+privileges, capabilities, read-only roots, setuid files, exposure, Redis and PostgreSQL auth, the
+database manager, a scan for secret values; the bad-input edges that need the whole stack (Host,
+X-Forwarded-For, oversized upload); last, the stack made multi-tenant (DB_NAME= DBFILTER=^%d$)."""
 
 from __future__ import annotations
 
@@ -16,7 +11,7 @@ import secrets
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
+from contextlib import suppress
 
 import pytest
 import requests
@@ -28,9 +23,8 @@ from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 
-# The four long dev secrets. admin_password's dev value is the word "admin" (also the
-# login name), which cannot be told apart from ordinary text; it is only ever read by
-# loomworks-db from /run/secrets and stored hashed (tests/docker checks that).
+# The four long dev secrets; admin_password's dev value "admin" is ordinary text (also the
+# login): loomworks-db only reads it from /run/secrets and stores it hashed (tests/docker checks).
 SECRET_NAMES = ("postgres_password", "db_password", "odoo_admin_passwd", "redis_password")
 # Capabilities a service may add back after cap_drop ALL, and why:
 ALLOWED_CAPS = {
@@ -79,9 +73,8 @@ def proc_status(st: Stack, service: str) -> dict[str, dict[str, str]]:
 # --- users, privileges, capabilities, read-only roots ------------------------
 
 
-# postgres: the image starts as root to chown its volumes, then the entrypoint drops to
-# the postgres user (setpriv). Only PID 1, dumb-init (signal forwarder and reaper, runs
-# nothing else), stays root with the five capabilities compose adds back for that step.
+# postgres starts as root to chown its volumes, then setpriv's to postgres; only PID 1, dumb-init
+# (forwards signals, reaps), stays root, with the five capabilities compose adds back for that.
 ROOT_INIT = {"postgres": "dumb-init"}
 PROBES = ("sh", "cat", "tr", "docker-healthcheck.sh"[:15], "pg_isready", "psql")  # our probe / a health check
 # A health check script started through `#!/usr/bin/env bash` is named "bash": told by its command line.
@@ -173,11 +166,9 @@ def test_postgres_and_redis_are_not_published(stack: Stack, drill):
 
 
 def test_redis_refuses_unauthenticated_commands(stack: Stack, drill):
-    probe = (
-        "import socket; s = socket.create_connection(('redis', 6379), 5); "
-        "s.sendall(b'PING\\r\\n'); print(s.recv(200).decode()); "
-        "s.sendall(b'CONFIG GET requirepass\\r\\n'); print(s.recv(200).decode())"
-    )
+    probe = ("import socket; s = socket.create_connection(('redis', 6379), 5); "
+             "s.sendall(b'PING\\r\\n'); print(s.recv(200).decode()); "
+             "s.sendall(b'CONFIG GET requirepass\\r\\n'); print(s.recv(200).decode())")
     out = stack.exec("odoo", "python3", "-c", probe).stdout
     assert out.count("-NOAUTH") == 2 and "PONG" not in out, out
     drill("security: Redis refuses unauthenticated commands", "passed")
@@ -284,8 +275,8 @@ def test_no_secret_value_in_logs_inspect_history_or_process_args(stack: Stack, s
 
 
 @pytest.fixture(scope="module")
-def images_of(stack: Stack) -> Iterator[dict[str, str]]:
-    yield {s: stack.inspect(s)["Config"]["Image"] for s in SERVICES}
+def images_of(stack: Stack) -> dict[str, str]:
+    return {s: stack.inspect(s)["Config"]["Image"] for s in SERVICES}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -304,18 +295,13 @@ def test_no_secret_value_in_any_file_of_the_image(images_of: dict[str, str], ser
 
 
 def raw_request(port: int, head: bytes, timeout: float = 10) -> bytes:
-    """Send raw bytes; return whatever comes back ('' when nginx closes: 444)."""
+    """Send raw bytes; return whatever comes back (b'' when nginx closes: 444)."""
+    chunks = []
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(head)
-        chunks = []
-        while True:
-            try:
-                b = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not b:
-                break
-            chunks.append(b)
+        with suppress(ConnectionResetError):
+            while b := s.recv(65536):
+                chunks.append(b)
     return b"".join(chunks)
 
 
@@ -329,19 +315,16 @@ def odoo_never_saw(st: Stack, token: str) -> None:
     assert token not in st.logs("odoo", tail=400), "the request reached Odoo"
 
 
-@pytest.mark.parametrize(("host", "expected"), [
-    pytest.param(b"evil.example", DROPPED, id="evil.example"),
-    pytest.param(b"loomworks.localhost.evil.example", DROPPED, id="loomworks.localhost.evil.example"),
-    pytest.param(b"a.b.loomworks.localhost", DROPPED, id="a.b.loomworks.localhost"),
-    pytest.param(b"-x.loomworks.localhost", DROPPED, id="-x.loomworks.localhost"),
-    pytest.param(b"x" * 300 + b".loomworks.localhost", DROPPED, id="x*300.loomworks.localhost"),
-    pytest.param(b"a..loomworks.localhost", BAD_REQUEST, id="a..loomworks.localhost"),
-    pytest.param(b"loomworks.localhost/../x", BAD_REQUEST, id="loomworks.localhost/../x"),
-    pytest.param(b"loomworks.localhost\x00.evil.example", BAD_REQUEST,
-                 id="loomworks.localhost<NUL>.evil.example"),
-    pytest.param(b"local host", BAD_REQUEST, id="local host"),
-    pytest.param(b"", BAD_REQUEST, id="(empty)"),
-])
+BAD_HOSTS = {  # Host header on the local port -> what nginx answers
+    **dict.fromkeys((b"evil.example", b"loomworks.localhost.evil.example", b"a.b.loomworks.localhost",
+                     b"-x.loomworks.localhost", b"x" * 300 + b".loomworks.localhost"), DROPPED),
+    **dict.fromkeys((b"a..loomworks.localhost", b"loomworks.localhost/../x",
+                     b"loomworks.localhost\x00.evil.example", b"local host", b""), BAD_REQUEST),
+}
+
+
+@pytest.mark.parametrize(("host", "expected"), BAD_HOSTS.items(), ids=[
+    h.decode().replace("x" * 300, "x*300").replace("\0", "<NUL>") or "(empty)" for h in BAD_HOSTS])
 def test_malformed_or_foreign_host_never_reaches_odoo(stack: Stack, host: bytes, expected: str,
                                                       request: pytest.FixtureRequest, drill):
     """The local listener (what localhost:8069 is): nginx answers exactly ``expected``."""
@@ -407,8 +390,7 @@ def test_oversized_upload_is_refused_and_the_stack_stays_healthy(stack: Stack, d
                      headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"})
     assert r.status == 413 and b"The upload exceeds the 100 MB limit" in r.body, (r.status, r.body[:300])
     r = requests.get(stack.url("/web/health"), timeout=30)
-    assert r.status_code == 200
-    assert stack.health("odoo") == "healthy" and stack.health("nginx") == "healthy"
+    assert r.status_code == 200 and stack.health("odoo") == "healthy" and stack.health("nginx") == "healthy"
     drill("edge: 100 MB+1 upload through the stack -> 413",
           "413 with nginx's page; odoo and nginx stay healthy")
 
@@ -420,9 +402,8 @@ TENANTS = ("acme", "bigco")
 
 @pytest.fixture(scope="module")
 def tenants(stack: Stack) -> Stack:
-    """The module's stack made multi-tenant as the README says (DB_NAME= and DBFILTER=^%d$: odoo
-    re-created with them), with two tenant databases that Odoo creates in the running odoo
-    container. Used last in this module: the stack stays multi-tenant until the module ends."""
+    """The module's stack made multi-tenant as the README says (odoo re-created with DB_NAME= and
+    DBFILTER=^%d$), with two tenant databases; used last: it stays multi-tenant until the end."""
     stack.extra_env.update(DB_NAME="", DBFILTER="^%d$")
     stack.up("odoo")  # its environment changed: re-created; postgres, redis and nginx stay
     stack.wait_service_healthy("odoo", timeout=300)

@@ -1,10 +1,6 @@
-"""The static cache of the nginx edge (snippets/odoo.conf, assets location).
-
-The project's configuration runs on the host's nginx through nginx/entrypoint.sh
-in front of the stand-in upstream, which records every request it receives: a
-response served from the cache is one the upstream never saw. The access log's
-``cs=`` field ($upstream_cache_status) says how nginx answered.
-"""
+"""The nginx edge's static cache (snippets/odoo.conf, assets location): the project's configuration
+on the host's nginx in front of the stand-in upstream, which records what it receives (an answer
+from the cache is one it never saw); the access log's ``cs=`` ($upstream_cache_status) says more."""
 
 from __future__ import annotations
 
@@ -37,18 +33,16 @@ def get(run: NginxRun, path: str, host: str = TENANT, **kw) -> Response:
 
 
 def fetches(up: HttpUpstream, path: str) -> int:
-    """How many requests for ``path`` reached the upstream."""
     return sum(1 for s in up.seen if s["path"] == path)
 
 
 def assert_browser_caching(resp: Response, max_age: int) -> None:
     assert resp.headers["Cache-Control"] == f"max-age={max_age}"
-    expires = parsedate_to_datetime(resp.headers["Expires"])
-    date = parsedate_to_datetime(resp.headers["Date"])
+    expires, date = (parsedate_to_datetime(resp.headers[h]) for h in ("Expires", "Date"))
     assert abs((expires - date).total_seconds() - max_age) <= 1, (date, expires)
     # "expires" and the cache did not drop the server-level headers
-    assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    assert resp.headers["Strict-Transport-Security"] == "max-age=63072000"
+    assert (resp.headers["X-Content-Type-Options"], resp.headers["Strict-Transport-Security"]) == (
+        "nosniff", "max-age=63072000")
 
 
 @pytest.fixture
@@ -75,8 +69,7 @@ def test_second_request_is_served_from_the_cache_with_the_same_headers(
     second = get(nginx, path)
     assert second.status == 200
     assert fetches(http_upstream, path) == 1  # the upstream never saw the second request
-    assert second.body == first.body
-    assert nginx.cache_statuses(path, 2) == ["MISS", "HIT"]
+    assert second.body == first.body and nginx.cache_statuses(path, 2) == ["MISS", "HIT"]
     for resp in (first, second):
         assert_browser_caching(resp, max_age)
 
@@ -97,8 +90,7 @@ def test_conditional_request_gets_304_from_the_cache_with_caching_headers(
     path = unique("/web/static/src/") + "?etag=v1"
     assert get(nginx, path).headers["ETag"] == '"v1"'
     resp = get(nginx, path, headers={"If-None-Match": '"v1"'})
-    assert resp.status == 304
-    assert fetches(http_upstream, path) == 1
+    assert resp.status == 304 and fetches(http_upstream, path) == 1
     assert resp.headers["Cache-Control"] == f"max-age={WEEK}"
 
 
@@ -115,8 +107,7 @@ def test_cache_key_includes_scheme_and_host(nginx: NginxRun, http_upstream: Http
     assert fetches(http_upstream, path) == 2  # one per tenant, then hits
     # the plain local listener (http) is an entry of its own
     local = request(nginx.local_port, TENANT, path, tls=False)
-    assert local.json()["headers"]["x-forwarded-proto"] == "http"
-    assert fetches(http_upstream, path) == 3
+    assert local.json()["headers"]["x-forwarded-proto"] == "http" and fetches(http_upstream, path) == 3
 
 
 # --- what is not cached --------------------------------------------------------------
@@ -134,13 +125,11 @@ def test_cache_key_includes_scheme_and_host(nginx: NginxRun, http_upstream: Http
     ("/web/login?{u}", 200),                          # not an asset
     ("/web/image/{u}", 200),
 ])
-def test_response_is_not_cached(nginx: NginxRun, http_upstream: HttpUpstream, path: str,
-                                status: int) -> None:
+def test_response_is_not_cached(nginx: NginxRun, http_upstream: HttpUpstream, path: str, status: int) -> None:
     path = path.format(u=uuid.uuid4().hex[:12])
     for n in (1, 2):
         resp = get(nginx, path)
-        assert resp.status == status
-        assert fetches(http_upstream, path) == n
+        assert resp.status == status and fetches(http_upstream, path) == n
         if "cookie=1" in path:
             assert resp.headers["Set-Cookie"].startswith("session_id=lwtest")
         if status != 200 or "/debug/" in path or not re.search(r"/static/|/assets/", path):
@@ -154,13 +143,11 @@ def test_response_is_not_cached(nginx: NginxRun, http_upstream: HttpUpstream, pa
 def test_head_and_get_share_the_entry_but_post_is_not_cached(nginx: NginxRun,
                                                               http_upstream: HttpUpstream) -> None:
     path = unique("/web/static/src/")
-    assert get(nginx, path, method="HEAD").status == 200
-    assert fetches(http_upstream, path) == 1
+    assert get(nginx, path, method="HEAD").status == 200 and fetches(http_upstream, path) == 1
     assert get(nginx, path).status == 200
     assert fetches(http_upstream, path) == 1  # HEAD was sent upstream as GET and stored
     assert get(nginx, path, method="POST", body=b"x").status == 200
-    assert get(nginx, path, method="POST", body=b"x").status == 200
-    assert fetches(http_upstream, path) == 3
+    assert get(nginx, path, method="POST", body=b"x").status == 200 and fetches(http_upstream, path) == 3
 
 
 def test_hard_reload_goes_to_odoo_and_refreshes_the_entry(nginx: NginxRun,
@@ -168,8 +155,7 @@ def test_hard_reload_goes_to_odoo_and_refreshes_the_entry(nginx: NginxRun,
     path = unique("/web/static/src/")
     first = get(nginx, path)
     reload = get(nginx, path, headers={"Cache-Control": "no-cache"})
-    assert fetches(http_upstream, path) == 2
-    assert reload.json()["headers"]["cache-control"] == "no-cache"
+    assert fetches(http_upstream, path) == 2 and reload.json()["headers"]["cache-control"] == "no-cache"
     after = get(nginx, path)
     assert fetches(http_upstream, path) == 2
     assert after.body == reload.body != first.body  # the entry now holds the reloaded answer
@@ -183,10 +169,8 @@ def test_a_burst_for_a_cold_asset_reaches_odoo_once(nginx: NginxRun, http_upstre
     path = unique("/web/assets/5e6f7a8/web.assets_backend.min-") + "?delay=1"
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda _: get(nginx, path), range(8)))
-    assert [r.status for r in answers] == [200] * 8
-    assert len({r.body for r in answers}) == 1
-    assert fetches(http_upstream, path) == 1
-    assert nginx.cache_statuses(path, 8).count("MISS") == 1
+    assert [r.status for r in answers] == [200] * 8 and len({r.body for r in answers}) == 1
+    assert fetches(http_upstream, path) == 1 and nginx.cache_statuses(path, 8).count("MISS") == 1
 
 
 def test_stale_copy_is_served_while_odoo_is_down(make_nginx, own_upstream: HttpUpstream) -> None:
@@ -229,5 +213,4 @@ def test_expired_entry_is_revalidated_with_a_conditional_request(make_nginx,
     conditional = [s for s in own_upstream.seen if s["path"] == path][-1]
     assert conditional["headers"]["if-none-match"] == '"v7"'
     # the 304 made the entry fresh again: the next request is a plain hit
-    assert get(run, path).body == first.body
-    assert run.cache_statuses(path, count + 1)[-1] == "HIT"
+    assert get(run, path).body == first.body and run.cache_statuses(path, count + 1)[-1] == "HIT"

@@ -1,8 +1,5 @@
-"""nginx/entrypoint.sh: environment validation and certificate handling.
-
-Runs the entrypoint from the repository against the host's nginx (paths under
-a temporary directory), exactly as the image runs it.
-"""
+"""nginx/entrypoint.sh, from the repository, on the host's nginx (paths in a temporary directory) as
+the image runs it: environment validation and certificate handling."""
 
 from __future__ import annotations
 
@@ -29,7 +26,14 @@ def file_sha256(pem: Path) -> str:
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem.read_text())).hexdigest()
 
 
-def make_cert(dir_: Path, *, names: tuple[str, ...] = ("loomworks.app", "*.loomworks.app"),
+DEFAULT_NAMES = ("loomworks.app", "*.loomworks.app")
+
+
+def pem(kind: str, body: str) -> str:
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+
+
+def make_cert(dir_: Path, *, names: tuple[str, ...] = DEFAULT_NAMES,
               expired: bool = False) -> tuple[Path, Path]:
     """A self-signed EC pair in ``dir_``; ``expired`` makes one that ended yesterday."""
     from cryptography import x509
@@ -62,28 +66,23 @@ def error_line(r: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize(("var", "value", "expected"), [
-    ("LOOMWORKS_DOMAIN", "bad_domain!", "LOOMWORKS_DOMAIN must be a DNS name"),
-    ("LOOMWORKS_DOMAIN", "a..b", "LOOMWORKS_DOMAIN must be a DNS name"),
-    ("ODOO_HOST", "odoo host", "ODOO_HOST must be a DNS name"),
-    ("ODOO_HTTP_PORT", "70000", "ODOO_HTTP_PORT must be <= 65535"),
-    ("ODOO_WS_PORT", "ws", "ODOO_WS_PORT must be a non-negative integer"),
-    ("ALLOW_DATABASE_MANAGER", "maybe", "ALLOW_DATABASE_MANAGER must be a boolean"),
-    ("NGINX_HTTPS_LISTEN", "https", "NGINX_HTTPS_LISTEN must be PORT or IPV4:PORT"),
-    ("HTTPS_PORT", "0", "HTTPS_PORT must be >= 1"),
-    ("RESOLVER", "dns.example", "RESOLVER must be space-separated IP addresses"),
-    ("NGINX_STATIC_CACHE_SIZE", "lots", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
-    ("NGINX_STATIC_CACHE_SIZE", "0m", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
-    ("NGINX_STATIC_CACHE_SIZE", "64 m", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
-    ("NGINX_STATIC_CACHE_SIZE", "65536", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
-    ("NGINX_STATIC_CACHE_SIZE", "64m;", "NGINX_STATIC_CACHE_SIZE must be a size such as 64m or 1g"),
-    ("NGINX_STATIC_CACHE_VALID", "10 minutes", "NGINX_STATIC_CACHE_VALID must be a duration such as 30s"),
-    ("NGINX_STATIC_CACHE_VALID", "0s", "NGINX_STATIC_CACHE_VALID must be a duration such as 30s"),
-])
+# (variable, bad value, what the error line says after the variable's name)
+BAD_ENV = [*(("LOOMWORKS_DOMAIN", v, "must be a DNS name") for v in ("bad_domain!", "a..b")),
+           ("ODOO_HOST", "odoo host", "must be a DNS name"), ("ODOO_HTTP_PORT", "70000", "must be <= 65535"),
+           ("ODOO_WS_PORT", "ws", "must be a non-negative integer"),
+           ("ALLOW_DATABASE_MANAGER", "maybe", "must be a boolean"),
+           ("NGINX_HTTPS_LISTEN", "https", "must be PORT or IPV4:PORT"), ("HTTPS_PORT", "0", "must be >= 1"),
+           ("RESOLVER", "dns.example", "must be space-separated IP addresses"),
+           *(("NGINX_STATIC_CACHE_SIZE", v, "must be a size such as 64m or 1g")
+             for v in ("lots", "0m", "64 m", "65536", "64m;")),
+           *(("NGINX_STATIC_CACHE_VALID", v, "must be a duration such as 30s") for v in ("10 minutes", "0s"))]
+
+
+@pytest.mark.parametrize(("var", "value", "expected"), BAD_ENV)
 def test_bad_environment_fails_with_one_clear_line(make_nginx, var: str, value: str, expected: str) -> None:
     run = make_nginx(**{var: value})
     line = error_line(run_entrypoint(run.env, "check"))
-    assert expected in line, line
+    assert f"{var} {expected}" in line, line
     assert not (run.root / "conf" / "nginx.conf").exists()  # nothing rendered
 
 
@@ -131,8 +130,7 @@ def test_self_signed_certificate_is_generated_once_and_reused(make_nginx) -> Non
         assert request(run.https_port, host, "/nginx-health", context=run.tls_context()).status == 200
     run.stop()
     run.start()
-    assert served(run) == first
-    assert "reusing self-signed certificate" in run.log()
+    assert served(run) == first and "reusing self-signed certificate" in run.log()
 
 
 def test_self_signed_certificate_is_replaced_when_the_domain_changes(make_nginx) -> None:
@@ -150,8 +148,7 @@ def test_mounted_certificate_is_served(make_nginx) -> None:
     run = make_nginx()
     cert, _ = make_cert(run.root / "certs")
     run.start()
-    assert served(run) == file_sha256(cert)
-    assert "using mounted certificate" in run.log()
+    assert served(run) == file_sha256(cert) and "using mounted certificate" in run.log()
     assert not (run.root / "self-signed" / "fullchain.pem").exists()
 
 
@@ -161,39 +158,32 @@ def test_unwritable_self_signed_directory_is_a_clear_error(make_nginx) -> None:
         run_entrypoint(run.env, "check"))
 
 
-@pytest.mark.parametrize("case", ["garbage", "mismatch", "wrong-domain", "expired", "key-only", "bad-key"])
+BAD_CERTS = {  # what is wrong with the mounted pair -> what the one error line says
+    "garbage": "fullchain.pem: not a PEM certificate",
+    "mismatch": "private key does not match the certificate",
+    "wrong-domain": "certificate is not valid for LOOMWORKS_DOMAIN=loomworks.app",
+    "expired": "certificate expired on",
+    "key-only": "fullchain.pem: missing (",
+    "bad-key": "privkey.pem: not an unencrypted PEM private key",
+}
+
+
+@pytest.mark.parametrize("case", BAD_CERTS)
 def test_bad_mounted_certificate_fails_with_one_clear_line(make_nginx, tmp_path: Path, case: str) -> None:
     run = make_nginx()
     certs = run.root / "certs"
-    expected = {
-        "garbage": "fullchain.pem: not a PEM certificate",
-        "mismatch": "private key does not match the certificate",
-        "wrong-domain": "certificate is not valid for LOOMWORKS_DOMAIN=loomworks.app",
-        "expired": "certificate expired on",
-        "key-only": "fullchain.pem: missing (",
-        "bad-key": "privkey.pem: not an unencrypted PEM private key",
-    }[case]
+    make_cert(certs, names=("other.example",) if case == "wrong-domain" else DEFAULT_NAMES,
+              expired=case == "expired")
     if case == "garbage":
-        make_cert(certs)
-        (certs / "fullchain.pem").write_text(
-            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+        (certs / "fullchain.pem").write_text(pem("CERTIFICATE", "not base64"))
     elif case == "mismatch":
-        make_cert(certs)
-        _, other_key = make_cert(tmp_path / "other")
-        (certs / "privkey.pem").write_bytes(other_key.read_bytes())
-    elif case == "wrong-domain":
-        make_cert(certs, names=("other.example",))
-    elif case == "expired":
-        make_cert(certs, expired=True)
+        (certs / "privkey.pem").write_bytes(make_cert(tmp_path / "other")[1].read_bytes())
     elif case == "key-only":
-        make_cert(certs)
         (certs / "fullchain.pem").unlink()
     elif case == "bad-key":
-        make_cert(certs)
-        (certs / "privkey.pem").write_text(
-            "-----BEGIN PRIVATE KEY-----\nsecret-material\n-----END PRIVATE KEY-----\n")
+        (certs / "privkey.pem").write_text(pem("PRIVATE KEY", "secret-material"))
     r = run_entrypoint(run.env, "check")
     line = error_line(r)
-    assert expected in line, line
+    assert BAD_CERTS[case] in line, line
     assert "secret-material" not in r.stderr + r.stdout
     assert not (run.root / "self-signed" / "fullchain.pem").exists()  # no silent fallback

@@ -1,18 +1,7 @@
-"""A websocket through nginx stays usable past nginx's 60 s default timeouts.
-
-Done once, on /websocket: /longpolling is served by the same nginx location
-(one regex, one set of directives), and test_proxy checks that both paths are
-upgraded to the gevent port.
-
-Schedule on ONE connection (no sleeps used as synchronisation; every receive
-has a deadline):
-  t=0     client -> server "echo" round trip
-  t=0     client asks the server to push by itself after 65 s of silence:
-          nothing crosses the connection for 65 s, longer than nginx's default
-          proxy_read_timeout (60 s), which would close it
-  t=65    server -> client "push"
-  t>=65   client -> server "echo" round trips again
-"""
+"""A websocket through nginx stays usable past nginx's 60 s default timeouts (on /websocket;
+/longpolling shares its location, and test_proxy checks both are upgraded). One connection: an
+echo round trip, then the client asks the server to push after 65 s of silence (longer than
+proxy_read_timeout's default 60 s, which would close it), then echo round trips again."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""Run the addon's own pytest-odoo suite (HttpCase, --odoo-http) against a real database.
-
-The outer session runs without the pytest-odoo plugin (pyproject: ``-p no:odoo``)
-because its autouse session fixtures need a database. Here a database with
-loomworks_health installed is prepared, and the addon's tests run in a second
-pytest process with the plugin, its own empty ini file (so none of our addopts
-apply) and the addon folder as rootdir.
-"""
+"""The addon's own pytest-odoo suite (HttpCase, --odoo-http) on a real database. The outer session
+runs with ``-p no:odoo`` (the plugin's autouse fixtures need a database), so the suite runs in a
+second pytest with the plugin, an empty ini file (none of our addopts) and the addons as rootdir."""
 
 from __future__ import annotations
 
@@ -26,14 +21,9 @@ ADDON_TESTS = ADDONS / "loomworks_health" / "tests"
 
 def expected_tests() -> int:
     """Number of test methods in the addon's test classes (what the inner run must pass)."""
-    count = 0
-    for path in ADDON_TESTS.glob("test_*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ClassDef):
-                count += sum(
-                    isinstance(item, ast.FunctionDef) and item.name.startswith("test_") for item in node.body
-                )
-    return count
+    classes = [n for p in ADDON_TESTS.glob("test_*.py") for n in ast.walk(ast.parse(p.read_text()))
+               if isinstance(n, ast.ClassDef)]
+    return sum(isinstance(f, ast.FunctionDef) and f.name.startswith("test_") for c in classes for f in c.body)
 
 
 def test_addon_pytest_odoo_suite(health_db, tmp_path: Path) -> None:
@@ -41,15 +31,12 @@ def test_addon_pytest_odoo_suite(health_db, tmp_path: Path) -> None:
     assert expected >= 10, f"only {expected} tests found in {ADDON_TESTS}"
     ini = tmp_path / "pytest.ini"
     ini.write_text("[pytest]\n")
-    cmd = [
-        sys.executable, "-m", "pytest", "-c", str(ini), "--rootdir", str(ADDONS),
-        "-p", "odoo", "-p", "no:cacheprovider", "-o", "addopts=",
-        "--odoo-config", str(health_db.conf), "--odoo-database", health_db.name, "--odoo-http",
-        "--odoo-log-level", "warn", "-v", "-rA", str(ADDON_TESTS),
-    ]
+    cmd = [sys.executable, "-m", "pytest", "-c", str(ini), "--rootdir", str(ADDONS), "-p", "odoo",
+           "-p", "no:cacheprovider", "-o", "addopts=", "--odoo-config", str(health_db.conf),
+           "--odoo-database", health_db.name, "--odoo-http", "--odoo-log-level", "warn", "-v", "-rA",
+           str(ADDON_TESTS)]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
-    output = r.stdout + r.stderr
-    print(output)
+    print(r.stdout + r.stderr)
     summary = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
     assert r.returncode == 0, f"inner pytest-odoo run failed (rc={r.returncode}): {summary}"
     passed = re.search(r"(\d+) passed", summary)

@@ -1,9 +1,5 @@
-"""A real odoo-bin with ``--load=base,web,loomworks_health`` against a private PostgreSQL cluster.
-
-Each test gets its own cluster (a copy of the session's health database) so it
-can stop PostgreSQL, hold locks or revoke privileges. Nothing is patched inside
-Odoo: the states are produced with PostgreSQL itself.
-"""
+"""A real odoo-bin (``--load=base,web,loomworks_health``), each test on a private cluster holding a
+copy of the health database: the states come from PostgreSQL itself, nothing in Odoo is patched."""
 
 from __future__ import annotations
 
@@ -27,18 +23,15 @@ def get(server, path: str = "/web/health") -> requests.Response:
 def assert_fail(response: requests.Response, code: str) -> None:
     assert response.status_code == 503, response.text
     body = response.json()
-    assert body["status"] == "fail", body
-    assert body["reason"] == code, body
-    assert body["checks"]["database"] == {
-        "status": "fail", "error": code, "duration_ms": body["checks"]["database"]["duration_ms"],
-    }
+    db = body["checks"]["database"]
+    assert (body["status"], body["reason"]) == ("fail", code), body
+    assert db == {"status": "fail", "error": code, "duration_ms": db["duration_ms"]}, body
 
 
 def assert_pass(response: requests.Response) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["status"] == "pass", body
-    assert body["checks"]["database"]["status"] == "pass", body
+    assert body["status"] == body["checks"]["database"]["status"] == "pass", body
 
 
 def test_postgres_stop_flips_readiness_and_back_without_restart(private_health_db, odoo_server) -> None:
@@ -91,8 +84,7 @@ def test_failed_registry_load_is_not_healthy_and_recovers(private_health_db, odo
     cluster.psql(f"REVOKE ALL ON ir_module_module FROM {ODOO_ROLE}", db=DB_NAME)
     server = odoo_server(cluster, LOAD, "-d", DB_NAME)
     server.wait_http("/web/health/live", 200)
-    wait_for(lambda: "Failed to initialize database" in server.log(), 120,
-             "the preload to fail")
+    wait_for(lambda: "Failed to initialize database" in server.log(), 120, "the preload to fail")
     assert_fail(get(server), "registry_failed")
     pid = server.pid
 

@@ -1,7 +1,5 @@
-"""archive-wal's contract, exercised directly on real files (PostgreSQL's archive_command rules).
-
-Runs the repository's postgres/bin/archive-wal as the postgres user, like the archiver does.
-"""
+"""archive-wal's contract (PostgreSQL's archive_command rules) on real files, run as the postgres
+user like the archiver runs it."""
 
 from __future__ import annotations
 
@@ -44,10 +42,11 @@ def work():
     shutil.rmtree(src, ignore_errors=True)
 
 
-def segment(src_dir: Path, name: str = NAME, seed: bytes = b"a", size: int = SEGMENT) -> Path:
-    """A WAL-sized file: compressible structure plus some entropy, like real WAL."""
+def segment(src_dir: Path, name: str = NAME, seed: bytes = b"a", size: int = SEGMENT,
+            data: bytes = b"") -> Path:
+    """A WAL-sized file: compressible structure plus some entropy, like real WAL (or ``data``)."""
     block = hashlib.sha256(seed).digest() * 8 + bytes(7936)
-    data = (block * (size // len(block) + 1))[:size]
+    data = data or (block * (size // len(block) + 1))[:size]
     p = src_dir / name
     p.write_bytes(data)
     os.chown(p, *pg_ids())
@@ -61,12 +60,10 @@ def sha(p: Path) -> str:
 def test_archives_segment_compressed_private_and_verified(work):
     arch, src = work
     seg = segment(src)
-    r = archive(seg, NAME, arch)
-    assert r.returncode == 0, r.stderr
+    assert (r := archive(seg, NAME, arch)).returncode == 0, r.stderr
     target = arch / f"{NAME}.gz"
     assert [p.name for p in arch.iterdir()] == [target.name], "temp file left behind"
-    assert decompressed(target) == seg.read_bytes()
-    assert target.stat().st_size < SEGMENT // 4
+    assert decompressed(target) == seg.read_bytes() and target.stat().st_size < SEGMENT // 4
     assert target.stat().st_mode & 0o077 == 0, "archive file readable by group/others"
     assert subprocess.run(["gzip", "-t", str(target)]).returncode == 0
 
@@ -75,8 +72,7 @@ def test_archives_segment_compressed_private_and_verified(work):
 def test_archives_history_partial_and_backup_files(work, name):
     arch, src = work
     f = segment(src, name=name, size=300)
-    assert archive(f, name, arch).returncode == 0
-    assert decompressed(arch / f"{name}.gz") == f.read_bytes()
+    assert archive(f, name, arch).returncode == 0 and decompressed(arch / f"{name}.gz") == f.read_bytes()
 
 
 def test_identical_rearchive_returns_0(work):
@@ -85,8 +81,7 @@ def test_identical_rearchive_returns_0(work):
     assert archive(seg, NAME, arch).returncode == 0
     before = (sha(arch / f"{NAME}.gz"), (arch / f"{NAME}.gz").stat().st_ino)
     r = archive(seg, NAME, arch)
-    assert r.returncode == 0, r.stderr
-    assert "identical" in r.stderr
+    assert r.returncode == 0 and "identical" in r.stderr, r.stderr
     assert (sha(arch / f"{NAME}.gz"), (arch / f"{NAME}.gz").stat().st_ino) == before
 
 
@@ -97,65 +92,50 @@ def test_identical_content_at_another_level_is_still_identical(work):
     assert archive(seg, NAME, arch, WAL_GZIP_LEVEL="1").returncode == 0
 
 
-def test_different_existing_file_returns_1_and_is_untouched(work):
+@pytest.mark.parametrize("existing", ["different", "corrupt"])
+def test_different_or_corrupt_existing_file_returns_1_and_is_untouched(work, existing):
     arch, src = work
-    assert archive(segment(src, seed=b"first"), NAME, arch).returncode == 0
     target = arch / f"{NAME}.gz"
+    if existing == "different":
+        assert archive(segment(src, seed=b"first"), NAME, arch).returncode == 0
+    else:
+        target.write_bytes(b"\x1f\x8b garbage")
     before = (sha(target), target.stat().st_mtime_ns, target.stat().st_ino)
     r = archive(segment(src, seed=b"second"), NAME, arch)
-    assert r.returncode == 1
-    assert "DIFFERENT content" in r.stderr and target.name in r.stderr
+    assert r.returncode == 1 and (existing == "corrupt" or "DIFFERENT content" in r.stderr), r.stderr
+    assert target.name in r.stderr and [p.name for p in arch.iterdir()] == [target.name], r.stderr
     assert (sha(target), target.stat().st_mtime_ns, target.stat().st_ino) == before
-    assert [p.name for p in arch.iterdir()] == [target.name]
-
-
-def test_corrupt_existing_file_returns_1_and_is_untouched(work):
-    arch, src = work
-    target = arch / f"{NAME}.gz"
-    target.write_bytes(b"\x1f\x8b garbage")
-    r = archive(segment(src), NAME, arch)
-    assert r.returncode == 1
-    assert target.read_bytes() == b"\x1f\x8b garbage"
 
 
 def test_unwritable_archive_dir_returns_1(work):
     arch, src = work
     arch.chmod(0o500)
     r = archive(segment(src), NAME, arch)
-    assert r.returncode == 1
-    assert "not writable" in r.stderr
+    assert r.returncode == 1 and "not writable" in r.stderr, r.stderr
     assert list(arch.iterdir()) == []
 
 
 def test_full_archive_filesystem_returns_1_and_leaves_no_temp(work):
-    _, src = work
-    seg = src / NAME
-    seg.write_bytes(os.urandom(SEGMENT))  # incompressible: cannot fit in 1 MiB
-    os.chown(seg, *pg_ids())
+    seg = segment(work[1], data=os.urandom(SEGMENT))  # incompressible: cannot fit in 1 MiB
     with tmpfs("1m") as arch:
         r = archive(seg, NAME, arch)
-        assert r.returncode == 1, r.stderr
-        assert "NOT archived" in r.stderr
+        assert r.returncode == 1 and "NOT archived" in r.stderr, r.stderr
         assert list(arch.iterdir()) == [], "partial or temp file left on the full filesystem"
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["{src}", "not-a-wal-name", "{arch}"], "not a WAL file name"),
-        (["{src}/missing", NAME, "{arch}"], "missing or unreadable"),
-        (["{src}/" + NAME, NAME, "{arch}/nonexistent"], "does not exist"),
-        (["only-one-arg"], "usage"),
-    ],
-)
+@pytest.mark.parametrize(("args", "message"), [
+    (["{src}", "not-a-wal-name", "{arch}"], "not a WAL file name"),
+    (["{src}/missing", NAME, "{arch}"], "missing or unreadable"),
+    (["{src}/" + NAME, NAME, "{arch}/nonexistent"], "does not exist"),
+    (["only-one-arg"], "usage"),
+])
 def test_bad_invocation_returns_1_with_clear_message(work, args, message):
     arch, src = work
     segment(src)
     argv = [a.format(src=src, arch=arch) for a in args]
     r = subprocess.run(["runuser", "-u", "postgres", "--", str(ARCHIVE_WAL), *argv],
                        env={**os.environ, **LIB_ENV}, capture_output=True, text=True)
-    assert r.returncode == 1
-    assert message in r.stderr
+    assert r.returncode == 1 and message in r.stderr, r.stderr
 
 
 def test_bad_level_returns_1(work):
@@ -173,16 +153,13 @@ def test_missing_compressor_exits_1_not_127(work):
         r = archive(segment(src), NAME, arch, ENV_PATH=str(only_bash))
     finally:
         shutil.rmtree(only_bash, ignore_errors=True)
-    assert r.returncode == 1, r.stderr
-    assert "NOT archived" in r.stderr
+    assert r.returncode == 1 and "NOT archived" in r.stderr, r.stderr
     assert list(arch.iterdir()) == []
 
 
 def test_sigterm_during_archiving_exits_1_and_cleans_up(work):
     arch, src = work
-    seg = src / NAME
-    seg.write_bytes(os.urandom(4 * SEGMENT))  # slow enough to interrupt
-    os.chown(seg, *pg_ids())
+    seg = segment(src, data=os.urandom(4 * SEGMENT))  # slow enough to interrupt
     p = subprocess.Popen(["runuser", "-u", "postgres", "--", str(ARCHIVE_WAL), str(seg), NAME, str(arch)],
                          env={**os.environ, **LIB_ENV}, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: any(arch.iterdir()) or p.poll() is not None, 10, "a temp file in the archive")
@@ -193,8 +170,7 @@ def test_sigterm_during_archiving_exits_1_and_cleans_up(work):
     for pid in child or [str(p.pid)]:
         os.kill(int(pid), signal.SIGTERM)
     err = p.communicate(timeout=20)[1]
-    assert p.returncode == 1, err
-    assert "interrupted by SIGTERM" in err
+    assert p.returncode == 1 and "interrupted by SIGTERM" in err, err
     assert list(arch.iterdir()) == [], "temp file left after SIGTERM"
 
 
@@ -236,11 +212,9 @@ def test_restore_wal_round_trip_missing_and_corrupt(work):
         cmd = ["runuser", "-u", "postgres", "--", str(restore_wal), name, str(dest), str(arch)]
         return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **LIB_ENV})
 
-    assert restore(NAME).returncode == 0
-    assert dest.read_bytes() == seg.read_bytes()
+    assert restore(NAME).returncode == 0 and dest.read_bytes() == seg.read_bytes()
     assert restore("00000002.history").returncode == 1
     (arch / f"{NAME}.gz").write_bytes(gzip.compress(seg.read_bytes())[:5000])
     r = restore(NAME)
-    assert r.returncode == 126, r.stderr
-    assert "corrupt" in r.stderr
+    assert r.returncode == 126 and "corrupt" in r.stderr, r.stderr
     assert not list(src.glob("*.tmp")), "partial restore file left behind"

@@ -29,8 +29,7 @@ def connect(c, user: str, password: str, db: str = "postgres"):
 def test_settings_archiving_and_archive_timeout_in_container(postgres):
     c = postgres.run(postgres.volume_set())
     pg_ready(c)
-    assert psql(c, "SHOW wal_level") == "replica"
-    assert psql(c, "SHOW archive_mode") == "on"
+    assert psql(c, "SHOW wal_level") == "replica" and psql(c, "SHOW archive_mode") == "on"
     assert psql(c, "SELECT setting || unit FROM pg_settings WHERE name = 'archive_timeout'") == "300s"
     assert psql(c, "SHOW archive_command") == "/usr/local/bin/archive-wal %p %f"
     assert psql(c, "SHOW data_checksums") == "on"
@@ -42,8 +41,7 @@ def test_settings_archiving_and_archive_timeout_in_container(postgres):
                                         f"gzip -dc {gz} | wc -c; stat -c %a /wal_archive {gz}"])
     assert rc == 0, out
     size, dir_mode, file_mode = out.split()
-    assert int(size) == SEGMENT
-    assert (dir_mode, file_mode) == ("700", "600")
+    assert int(size) == SEGMENT and (dir_mode, file_mode) == ("700", "600")
     # test-only override: a short archive_timeout archives an idle-but-written segment
     psql(c, "ALTER SYSTEM SET archive_timeout = 1")
     psql(c, "SELECT pg_reload_conf()")
@@ -97,8 +95,7 @@ def test_persistence_init_idempotence_secrets_and_fast_shutdown(postgres, tmp_pa
     c1.kill(signal="SIGTERM")
     assert wait_exited(c1, timeout=30) == 0
     logs1 = c1.logs().decode()
-    assert "received fast shutdown request" in logs1
-    assert "database system is shut down" in logs1
+    assert "received fast shutdown request" in logs1 and "database system is shut down" in logs1
     assert PG_PASSWORD not in logs1 and PG_APP_PASSWORD not in logs1
     idle.close()
     c1.remove(v=False)
@@ -116,30 +113,23 @@ def test_persistence_init_idempotence_secrets_and_fast_shutdown(postgres, tmp_pa
         connect(c2, "postgres", "a-different-password")
 
 
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"POSTGRES_PASSWORD": None}, "POSTGRES_PASSWORD is required"),
-        ({"DB_PASSWORD": None}, "DB_PASSWORD (or DB_PASSWORD_FILE) is required"),
-        ({"DB_USER": None}, "DB_PASSWORD is set but DB_USER is empty"),
-        ({"POSTGRES_USER": "Bad-Name"}, "POSTGRES_USER must be a lower-case SQL name"),
-        ({"DB_USER": "postgres"}, "DB_USER must differ from POSTGRES_USER"),
-        ({"POSTGRES_PASSWORD_FILE": "/run/secrets/x"}, "both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE"),
-        ({"POSTGRES_PASSWORD": None, "POSTGRES_PASSWORD_FILE": "/nope"},
-         "POSTGRES_PASSWORD_FILE: cannot read"),
-    ],
-    ids=["no-password", "app-user-without-password", "app-password-without-user", "bad-user",
-         "app-user-is-superuser", "both-password-and-file", "unreadable-file"],
-)
+@pytest.mark.parametrize(("env", "message"), [
+    ({"POSTGRES_PASSWORD": None}, "POSTGRES_PASSWORD is required"),
+    ({"DB_PASSWORD": None}, "DB_PASSWORD (or DB_PASSWORD_FILE) is required"),
+    ({"DB_USER": None}, "DB_PASSWORD is set but DB_USER is empty"),
+    ({"POSTGRES_USER": "Bad-Name"}, "POSTGRES_USER must be a lower-case SQL name"),
+    ({"DB_USER": "postgres"}, "DB_USER must differ from POSTGRES_USER"),
+    ({"POSTGRES_PASSWORD_FILE": "/run/secrets/x"}, "both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE"),
+    ({"POSTGRES_PASSWORD": None, "POSTGRES_PASSWORD_FILE": "/nope"}, "POSTGRES_PASSWORD_FILE: cannot read"),
+], ids=["no-password", "app-user-without-password", "app-password-without-user", "bad-user",
+        "app-user-is-superuser", "both-password-and-file", "unreadable-file"])
 def test_bad_environment_stops_with_one_clear_line(postgres, env, message):
     c = postgres.run({}, env=env)
-    rc = wait_exited(c, timeout=60)
+    assert wait_exited(c, timeout=60) != 0
     out = c.logs().decode()
-    assert rc != 0
     errors = [line for line in out.splitlines() if "error:" in line]
     assert len(errors) == 1, out
-    assert message in errors[0]
-    assert "initialising" not in out
+    assert message in errors[0] and "initialising" not in out
     assert PG_PASSWORD not in out and PG_APP_PASSWORD not in out
 
 

@@ -73,8 +73,7 @@ def test_password_is_required_and_healthcheck_authenticates(run_redis):
             r.call("PING")
         with pytest.raises(RespError, match="WRONGPASS"):
             r.call("AUTH", "not-the-password")
-        assert r.call("AUTH", password) == "OK"
-        assert r.call("PING") == "PONG"
+        assert r.call("AUTH", password) == "OK" and r.call("PING") == "PONG"
         assert r.call("CONFIG", "GET", "appendonly") == ["appendonly", "yes"]
     c.reload()
     log = c.attrs["State"]["Health"]["Log"]
@@ -88,8 +87,7 @@ def test_password_not_in_inspect_process_args_or_environment(run_redis):
     c.reload()
     assert password not in json.dumps(c.attrs)
     top = c.top(ps_args="-eo pid,args")
-    assert password not in json.dumps(top)
-    assert any("redis-server" in " ".join(p) for p in top["Processes"])
+    assert password not in json.dumps(top) and any("redis-server" in " ".join(p) for p in top["Processes"])
     for proc in ("cmdline", "environ"):
         out = c.exec_run(["cat", f"/proc/1/{proc}"]).output.decode(errors="replace")
         assert out and password not in out, proc
@@ -113,8 +111,7 @@ def test_aof_survives_container_recreation(run_redis):
     first = run_redis(password=password, volume=volume)
     wait_health(first)
     with auth_client(first, password) as r:
-        assert r.call("SET", "invoice:1", "paid") == "OK"
-        assert r.call("RPUSH", "queue", "a", "b") == 2
+        assert r.call("SET", "invoice:1", "paid") == "OK" and r.call("RPUSH", "queue", "a", "b") == 2
     first.stop(timeout=10)
     assert wait_exited(first) == 0
     first.remove()
@@ -122,8 +119,7 @@ def test_aof_survives_container_recreation(run_redis):
     second = run_redis(password=password, volume=volume)
     wait_health(second)
     with auth_client(second, password) as r:
-        assert r.call("GET", "invoice:1") == "paid"
-        assert r.call("LRANGE", "queue", "0", "-1") == ["a", "b"]
+        assert r.call("GET", "invoice:1") == "paid" and r.call("LRANGE", "queue", "0", "-1") == ["a", "b"]
     files = second.exec_run(["ls", "/data/appendonlydir"]).output.decode().split()
     assert "appendonly.aof.manifest" in files
 
@@ -142,5 +138,4 @@ def test_aof_always_survives_kill_9(run_redis):
     second = run_redis(password=password, volume=volume)
     wait_health(second)
     with auth_client(second, password) as r:
-        assert r.call("DBSIZE") == 100
-        assert r.call("GET", "k99") == "99"
+        assert r.call("DBSIZE") == 100 and r.call("GET", "k99") == "99"

@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from urllib.parse import urlsplit
 
 import pytest
@@ -64,8 +65,7 @@ def test_https_through_nginx_and_http_redirect(stack: Stack):
     assert "max-age=" in r.headers.get("Strict-Transport-Security", "")
     r = requests.get(f"http://127.0.0.1:{stack.ports['HTTP_PORT']}/web/health", headers={"Host": DOMAIN},
                      allow_redirects=False, timeout=10)
-    assert r.status_code == 308
-    assert r.headers["Location"].startswith(f"https://{DOMAIN}")
+    assert r.status_code == 308 and r.headers["Location"].startswith(f"https://{DOMAIN}")
 
 
 @pytest.mark.parametrize("listener", ["local", "tls"])
@@ -73,33 +73,26 @@ def test_websocket_delivers_bus_notifications_through_nginx(stack: Stack, listen
     """A websocket client subscribed like the web client receives a notification the server
     sends through the real bus (NOTIFY imbus -> the websocket worker, Odoo's gevent port 8072,
     where nginx routes /websocket: prefork Odoo's 8069 answers it with a 500)."""
-    if listener == "local":
-        ws = ws_connect(stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1", bus.WS_PATH, source="127.0.0.1")
-    else:
-        ws = ws_connect(stack.ports["HTTPS_PORT"], DOMAIN, bus.WS_PATH, context=unverified_tls(),
-                        source="127.0.0.1")
+    tls = {"context": unverified_tls()} if listener == "tls" else {}
+    port, host = (stack.ports["HTTPS_PORT"], DOMAIN) if tls else (stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1")
+    ws = ws_connect(port, host, bus.WS_PATH, source="127.0.0.1", **tls)
 
     def send(channel: str, token: str) -> None:
         r = requests.get(stack.url(bus.send_path(channel, token)), timeout=30)
         assert r.status_code == 200 and r.text == f"sent {token}", (r.status_code, r.text[:300])
 
-    try:
+    with closing(ws):
         assert ws.getstatus() == 101
         bus.round_trip(ws, send)
-    finally:
-        ws.close()
 
 
 def test_no_secret_in_inspect_or_logs(stack: Stack):
     values = [dev_secret(n) for n in ("postgres_password", "db_password", "odoo_admin_passwd",
                                       "redis_password")]
-    logs = stack.logs(tail=100000)
-    for service in SERVICES:
-        attrs = json.dumps(stack.inspect(service))
+    texts = {s: json.dumps(stack.inspect(s)) for s in SERVICES} | {"logs": stack.logs(tail=100000)}
+    for where, text in texts.items():
         for v in values:
-            assert v not in attrs, service
-    for v in values:
-        assert v not in logs
+            assert v not in text, where
 
 
 def first(times: list[int], what: str) -> int:
@@ -158,6 +151,5 @@ def test_data_sessions_filestore_and_wal_survive_down_and_up(stack: Stack):
     [partner] = call_kw(again, stack.url(), "res.partner", "read", [partner_id], ["name"])
     assert partner["name"] == partner_name
     [att] = call_kw(again, stack.url(), "ir.attachment", "read", [att_id], ["datas"])
-    assert base64.b64decode(att["datas"]) == payload
-    assert stack.archived(segment)
+    assert base64.b64decode(att["datas"]) == payload and stack.archived(segment)
     assert stack.exec("postgres", "gzip", "-t", f"/wal_archive/{segment}.gz", check=False).returncode == 0

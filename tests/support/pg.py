@@ -54,10 +54,6 @@ class PgCluster:
         return self.root / "data"
 
     @property
-    def logfile(self) -> Path:
-        return self.root / "server.log"
-
-    @property
     def dsn(self) -> str:
         return (f"host=127.0.0.1 port={self.port} user={self.superuser} "
                 f"password={self.password} dbname=postgres")
@@ -116,7 +112,7 @@ class PgCluster:
         if not self.datadir.exists():
             self.init()
         self.write_settings()
-        self.pg_ctl("-l", str(self.logfile), "-w", "-t", str(int(timeout)), "start")
+        self.pg_ctl("-l", str(self.root / "server.log"), "-w", "-t", str(int(timeout)), "start")
         self.wait_ready(timeout)
         return self
 
@@ -133,10 +129,6 @@ class PgCluster:
     def stop(self, mode: str = "fast") -> None:
         if (self.datadir / "postmaster.pid").exists():
             self.pg_ctl("-m", mode, "-w", "stop", check=False)
-
-    def kill9(self) -> None:
-        pid = int((self.datadir / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, 9)
 
     def destroy(self) -> None:
         self.stop("immediate")

@@ -16,17 +16,11 @@ from bench.report import Row
 pytestmark = pytest.mark.unit
 
 
-def test_ratio_is_project_over_anchor():
-    assert Row("1 image", "size", 0.8, "GB", 2.0).ratio() == pytest.approx(0.4)
-
-
-@pytest.mark.parametrize("anchor", [None, 0, "1/1 completed"])
-def test_no_ratio_without_a_numeric_non_zero_anchor(anchor):
-    assert Row("x", "m", 3.0, "s", anchor).ratio() is None
-
-
-def test_no_ratio_for_a_word_figure():
-    assert Row("x", "m", "yes", "", 2.0).ratio() is None
+@pytest.mark.parametrize(("project", "anchor", "ratio"), [
+    (0.8, 2.0, 0.4), (3.0, None, None), (3.0, 0, None), (3.0, "1/1 completed", None), ("yes", 2.0, None)])
+def test_ratio_is_project_over_a_numeric_non_zero_anchor_and_none_otherwise(project, anchor, ratio):
+    got = Row("x", "m", project, "s", anchor).ratio()
+    assert got is None if ratio is None else got == pytest.approx(ratio)
 
 
 @pytest.mark.parametrize(("value", "unit", "text"), [

@@ -28,8 +28,7 @@ def sh(script: str, env: dict[str, str] | None = None, name: str = "t") -> subpr
 ])
 def test_log_prefix_is_the_program_name(program, prefix):
     r = sh('log hello; die "bad thing"', name=program)
-    assert r.returncode == 1
-    assert r.stderr.splitlines() == [f"{prefix}: hello", f"{prefix}: error: bad thing"]
+    assert r.returncode == 1 and r.stderr.splitlines() == [f"{prefix}: hello", f"{prefix}: error: bad thing"]
 
 
 def test_renamed_setting_still_works_with_one_warning():
@@ -60,12 +59,9 @@ def test_file_env_default_and_plain_value():
 
 def test_file_env_rejects_both_and_unreadable(tmp_path):
     r = sh("file_env X", {"X": "a", "X_FILE": "/etc/hostname"})
-    assert r.returncode == 1
-    assert r.stderr.strip() == "t: error: both X and X_FILE are set; use one of them"
+    assert r.returncode == 1 and r.stderr.strip() == "t: error: both X and X_FILE are set; use one of them"
     r = sh("file_env X", {"X_FILE": str(tmp_path / "missing")})
-    assert r.returncode == 1
-    assert "X_FILE: cannot read file" in r.stderr
-    assert r.stderr.count("\n") == 1
+    assert r.returncode == 1 and "X_FILE: cannot read file" in r.stderr and r.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(("value", "ok"), [("5432", True), ("0", False), ("65536", False), ("54a", False),
@@ -93,8 +89,7 @@ def test_normalize_bool_rejects_garbage():
 def test_require_enum():
     assert sh("require_enum LOG_LEVEL info debug", {"LOG_LEVEL": "debug"}).returncode == 0
     r = sh("require_enum LOG_LEVEL info debug", {"LOG_LEVEL": "loud"})
-    assert r.returncode == 1
-    assert "LOG_LEVEL must be one of: info debug" in r.stderr
+    assert r.returncode == 1 and "LOG_LEVEL must be one of: info debug" in r.stderr
 
 
 def test_wait_until_backs_off_and_gives_up(tmp_path):
@@ -103,14 +98,11 @@ def test_wait_until_backs_off_and_gives_up(tmp_path):
     r = sh(script)
     assert r.returncode == 0
     lines = [ln for ln in r.stderr.splitlines() if "waiting for thing" in ln]
-    assert len(lines) == 2
-    assert "retry in 0.25s" in lines[0]
-    assert "retry in 0.5s" in lines[1]
+    assert len(lines) == 2 and "retry in 0.25s" in lines[0] and "retry in 0.5s" in lines[1]
     # out of budget: one attempt, no retry, and the caller stops there (set -e)
     probes, after = tmp_path / "probes", tmp_path / "after"
     r = sh(f"probe() {{ echo x >> {probes}; false; }}; wait_until never 0 probe; touch {after}")
-    assert r.returncode == 1
-    assert probes.read_text() == "x\n" and "waiting for never" not in r.stderr
+    assert r.returncode == 1 and probes.read_text() == "x\n" and "waiting for never" not in r.stderr
     assert not after.exists()
 
 

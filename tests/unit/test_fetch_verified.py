@@ -38,8 +38,7 @@ def test_matching_checksum_keeps_the_file(server, tmp_path):
     out = tmp_path / "o.tgz"
     r = fetch(f"{server}/odoo.tar.gz", GOOD.upper(), str(out), "ODOO_SHA256")
     assert r.returncode == 0, r.stderr
-    assert out.read_bytes() == PAYLOAD
-    assert f"sha256 {GOOD} matches ODOO_SHA256" in r.stderr
+    assert out.read_bytes() == PAYLOAD and f"sha256 {GOOD} matches ODOO_SHA256" in r.stderr
 
 
 def test_mismatch_fails_with_one_line_and_deletes_the_file(server, tmp_path):
@@ -76,5 +75,4 @@ def test_optional_checksum_missing_warns_with_the_sum_to_pin(server, tmp_path):
 ])
 def test_bad_input_is_one_clear_line(server, tmp_path, url, sha, message):
     r = fetch(url.format(server=server), sha, str(tmp_path / "o"), "ODOO_SHA256")
-    assert r.returncode == 1
-    assert r.stderr.strip() == "fetch-verified: error: " + message.format(server=server)
+    assert r.returncode == 1 and r.stderr.strip() == "fetch-verified: error: " + message.format(server=server)

@@ -19,8 +19,7 @@ def with_bridge(name: str, **ipam: str) -> dict:
 
 
 def test_the_bridge_interface_address_comes_first():
-    assert interface_ipv4("lo") == "127.0.0.1"
-    assert bridge_host_address(with_bridge("lo")) == "127.0.0.1"
+    assert interface_ipv4("lo") == "127.0.0.1" and bridge_host_address(with_bridge("lo")) == "127.0.0.1"
     assert bridge_host_address(with_bridge("lo", Gateway="172.17.0.1")) == "127.0.0.1"
 
 

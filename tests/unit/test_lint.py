@@ -22,20 +22,13 @@ def tracked(*patterns: str) -> list[str]:
 
 
 def shell_scripts() -> list[str]:
-    scripts = []
-    for f in tracked():
-        if f.startswith(("odoo-src/", ".venv/")):
-            continue
-        path = REPO / f
-        if path.suffix == ".sh":
-            scripts.append(f)
-            continue
-        with path.open("rb") as fh:
+    def shebang_shell(f: str) -> bool:
+        with (REPO / f).open("rb") as fh:
             head = fh.readline(80)
-        interpreter = head.rstrip().split(b"/")[-1].split(b" ")[-1]
-        if head.startswith(b"#!") and interpreter in (b"sh", b"bash"):
-            scripts.append(f)
-    return scripts
+        return head.startswith(b"#!") and head.rstrip().split(b"/")[-1].split(b" ")[-1] in (b"sh", b"bash")
+
+    return [f for f in tracked() if not f.startswith(("odoo-src/", ".venv/"))
+            and (f.endswith(".sh") or shebang_shell(f))]
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:
