@@ -84,4 +84,5 @@ def test_addon_syntax_error_fails_the_build(tmp_path, base_image, tag):
 def test_unreadable_manifest_fails_the_build_naming_it(tmp_path, base_image, tag):
     ctx = make_context(tmp_path, "lwtest_badmanifest", {"__manifest__.py": "{'name': 'x',,}\n"})
     out = failed_build(tag, "addon-requirements", ctx)
-    assert "addon-requirements: error: /src/addons/lwtest_badmanifest/__manifest__.py: not a Python dict literal" in out
+    assert ("addon-requirements: error: /src/addons/lwtest_badmanifest/__manifest__.py: "
+            "not a Python dict literal") in out

@@ -162,7 +162,8 @@ def test_wkhtmltox_route_installs_the_verified_package(docker_client, context, w
     r = docker_build(context, "base", tag, WKHTMLTOX_DEB_URL=url, WKHTMLTOX_DEB_SHA256=digest)
     assert r.returncode == 0, r.stderr[-4000:]
     assert f"sha256 {digest} matches WKHTMLTOX_DEB_SHA256" in r.stderr
-    assert f"PDF_RENDERER=wkhtmltox: wkhtmltox 0.12.6.1-3 (patched Qt) for {host_arch()} from {url}" in r.stderr
+    assert (f"PDF_RENDERER=wkhtmltox: wkhtmltox 0.12.6.1-3 (patched Qt) for {host_arch()} "
+            f"from {url}") in r.stderr
     assert "PDF_RENDERER=debian" not in r.stderr
     out = in_image(docker_client, tag,
                    "dpkg-query -W -f='${Version}\\n' wkhtmltox; command -v wkhtmltopdf; "
