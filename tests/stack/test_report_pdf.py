@@ -16,7 +16,8 @@ from PyPDF2 import PdfReader
 from tests.support.compose import Stack
 from tests.support.images import PDF_RENDERER
 
-pytestmark = [pytest.mark.docker, pytest.mark.odoo]
+pytestmark = [pytest.mark.docker, pytest.mark.odoo,
+              pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 
 DOMAIN = "loomworks.localhost"
 TENANT = "acme"
