@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.containers import Resources
 from tests.support.fileserver import docker_bridge_gateway, serve_dir
-from tests.support.images import REPO
+from tests.support.images import PDF_RENDERER, REPO
 
 pytestmark = pytest.mark.docker
 
@@ -94,7 +94,7 @@ def test_odoo_archive_route_verifies_extracts_and_records_provenance(docker_clie
                                                                       odoo_archive, tag):
     url, digest = odoo_archive
     r = docker_build(context, "odoo-source", tag, ODOO_COMMIT="18.0", ODOO_ARCHIVE_URL=url,
-                     ODOO_SHA256=digest, ODOO_LANGS="fr")
+                     ODOO_SHA256=digest, ODOO_LANGS="fr", PDF_RENDERER=PDF_RENDERER)
     assert r.returncode == 0, r.stderr[-4000:]
     assert f"{url}: sha256 {digest} matches ODOO_SHA256" in r.stderr
     # a branch name is not a pin: the build says so
@@ -114,7 +114,8 @@ def test_odoo_archive_route_verifies_extracts_and_records_provenance(docker_clie
 def test_odoo_archive_checksum_mismatch_fails_the_build(context, odoo_archive, tag):
     url, digest = odoo_archive
     wrong = "0" * 64
-    r = docker_build(context, "odoo-source", tag, ODOO_ARCHIVE_URL=url, ODOO_SHA256=wrong)
+    r = docker_build(context, "odoo-source", tag, ODOO_ARCHIVE_URL=url, ODOO_SHA256=wrong,
+                     PDF_RENDERER=PDF_RENDERER)
     assert r.returncode != 0
     expected = f"fetch-verified: error: ODOO_SHA256 mismatch for {url}: expected {wrong}, got {digest}"
     assert expected in r.stderr
