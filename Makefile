@@ -11,7 +11,7 @@ ODOO_REPO ?= https://github.com/odoo/odoo
 ODOO_REF ?= 18.0
 PYTEST_ARGS ?=
 
-.PHONY: help test test-run venv odoo prepare lint up up-run dev down drills bench
+.PHONY: help test test-run venv odoo prepare lint up up-run dev down drills bench arm64
 
 help:
 	@echo "make up      prepare the host, build and start the stack, wait until every service is healthy"
@@ -21,6 +21,7 @@ help:
 	@echo "make odoo    fetch Odoo $(ODOO_REF) from $(ODOO_REPO) into the cache"
 	@echo "make drills  fault drills and security checks; rewrites README's drill table"
 	@echo "make bench   every benchmark beside its anchor (bench/results/summary.md)"
+	@echo "make arm64   build the four images for linux/arm64 (emulated) and start the ERP one to /web/health"
 	@echo "make lint    ruff, shellcheck, hadolint (when installed)"
 
 # The venv is rebuilt when a requirements file changes or the Odoo tree moves.
@@ -92,3 +93,16 @@ drills: venv
 # BENCH_QUICK=1 for shorter runs; BENCH_ONLY=health,proxy to select sections (bench/README.md).
 bench: venv
 	$(VENV)/bin/python -m bench $(if $(filter 1 true yes,$(BENCH_QUICK)),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
+
+# The four images for linux/arm64 from the same Dockerfiles, on an amd64 host: qemu-user-static
+# through binfmt_misc (.ci/arm64-emulation, as root), an arm64 debian:bookworm-slim from the
+# Debian mirror, then tests/docker/test_build_arm64.py builds them (tagged loomworks/*:TAG-arm64)
+# and starts the ERP image against the arm64 PostgreSQL to a passing /web/health. Emulated:
+# slow. Offline (no GitHub), the ERP image is built with PDF_RENDERER=debian (tests/support/images.py).
+ARM64_BASE_IMAGE ?= loomworks/debian-arm64:bookworm-slim
+arm64: venv
+	@if [ "$$(id -u)" = 0 ]; then .ci/arm64-emulation; \
+	else echo "make: not root: arm64 emulation setup skipped (run 'sudo .ci/arm64-emulation')"; fi
+	BASE_ARCH=arm64 docker/build-base-image $(ARM64_BASE_IMAGE)
+	$(if $(ODOO_TREE),$(PYTHON) -c 'import sys; from tests.support.images import prepare_odoo_context as p; p(sys.argv[1])' "$(ODOO_TREE)")
+	LWTEST_ARM64=1 ARM64_BASE_IMAGE=$(ARM64_BASE_IMAGE) $(VENV)/bin/python -m pytest tests/docker/test_build_arm64.py -v $(PYTEST_ARGS)

@@ -1,10 +1,23 @@
+<<<<<<< HEAD
 """`make bench`: every Loomworks benchmark beside its anchor, one Markdown table. Sections, in this
 order (bench/README.md says what each measures): image, start, health, proxy, wal, shutdown.
+=======
+"""`make bench`: every Loomworks benchmark beside its anchor, one Markdown table.
+
+Sections (in this order; --only a,b selects; bench/README.md says what each measures):
+  image     image size, cold build, rebuild after a one-line addon change, start to healthy
+  start     `docker compose up` to all healthy; migration check vs. Odoo's `-u all`
+  health    /web/health vs. Odoo's /web/health?db_server_status=1 at a fixed rate
+  proxy     nginx over TLS vs. direct to Odoo (wrk); TLS handshakes/s; the edge's own cost
+  tls       new TLS connections/s, full handshakes and resumed, vs. plain ones; CPU shares
+  wal       archive-wal vs. the docs' gzip one-liner vs. pgBackRest; archiver lag
+  shutdown  `docker stop` idle and with a request in flight vs. Odoo's threaded server
+>>>>>>> print
 
 Writes bench/results/summary.md and summary.json, <section>.json and logs/<section>.log. Exits 1
 when a correctness condition broke (the section is marked FAILED; the others still run).
 
-  .venv/bin/python -m bench [--quick] [--only image,start,health,proxy,wal,shutdown]
+  .venv/bin/python -m bench [--quick] [--only image,start,health,proxy,tls,wal,shutdown]
 """
 
 from __future__ import annotations
@@ -18,13 +31,14 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import RESULTS, Context, health, image, proxy, say, shutdown, start, wal
+from bench import RESULTS, Context, health, image, proxy, say, shutdown, start, tls, wal
 from bench.report import BenchFailure, Row, loadavg, machine_facts, summary_md
 from tests.support.images import ensure_base_image, prepare_odoo_context
 from tests.support.odoo_tree import find_odoo_tree, why_missing
 
 SECTIONS: dict[str, Callable[[Context], list[Row]]] = {
-    "image": image.run, "start": start.run, "health": health.run, "proxy": proxy.run, "wal": wal.run,
+    "image": image.run, "start": start.run, "health": health.run, "proxy": proxy.run, "tls": tls.run,
+    "wal": wal.run,
     "shutdown": shutdown.run,
 }
 

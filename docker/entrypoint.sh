@@ -210,8 +210,17 @@ configure() {
 	render_config
 }
 
+# One warning line at start when the image renders PDFs with Debian's wkhtmltopdf (built with
+# PDF_RENDERER=debian; the image records its renderer in this file and in its label).
+PDF_RENDERER_FILE=/usr/local/share/loomworks/pdf-renderer
+warn_pdf_renderer() {
+	[[ -r $PDF_RENDERER_FILE && $(<"$PDF_RENDERER_FILE") == debian ]] || return 0
+	log "warning: PDF reports print WITHOUT company header and footer: this image has Debian's wkhtmltopdf (unpatched Qt), built with PDF_RENDERER=debian; rebuild with the default PDF_RENDERER=wkhtmltox for complete reports"
+}
+
 run_server() {
 	configure
+	warn_pdf_renderer
 	wait_for_db
 	prepare_databases
 	forget_secrets

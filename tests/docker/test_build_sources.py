@@ -1,5 +1,6 @@
-"""The image's optional download routes, built for real with BuildKit: Odoo's official
-source archive (ODOO_SHA256) and a wkhtmltox .deb (WKHTMLTOX_DEB_SHA256).
+"""The image's download routes, built for real with BuildKit: Odoo's official source
+archive (ODOO_SHA256) and the PDF renderer (PDF_RENDERER: the patched wkhtmltox .deb,
+checked against WKHTMLTOX_DEB_SHA256 or the pinned checksum, or Debian's wkhtmltopdf).
 
 GitHub is not reachable from every build machine, so the archive and the package are
 served from this host, on Docker's bridge gateway, through the same build args an
@@ -20,7 +21,7 @@ import pytest
 
 from tests.support.containers import Resources
 from tests.support.fileserver import docker_bridge_gateway, serve_dir
-from tests.support.images import REPO
+from tests.support.images import PDF_RENDERER, REPO
 
 pytestmark = pytest.mark.docker
 
@@ -93,7 +94,7 @@ def test_odoo_archive_route_verifies_extracts_and_records_provenance(docker_clie
                                                                       odoo_archive, tag):
     url, digest = odoo_archive
     r = docker_build(context, "odoo-source", tag, ODOO_COMMIT="18.0", ODOO_ARCHIVE_URL=url,
-                     ODOO_SHA256=digest, ODOO_LANGS="fr")
+                     ODOO_SHA256=digest, ODOO_LANGS="fr", PDF_RENDERER=PDF_RENDERER)
     assert r.returncode == 0, r.stderr[-4000:]
     assert f"{url}: sha256 {digest} matches ODOO_SHA256" in r.stderr
     # a branch name is not a pin: the build says so
@@ -113,7 +114,8 @@ def test_odoo_archive_route_verifies_extracts_and_records_provenance(docker_clie
 def test_odoo_archive_checksum_mismatch_fails_the_build(context, odoo_archive, tag):
     url, digest = odoo_archive
     wrong = "0" * 64
-    r = docker_build(context, "odoo-source", tag, ODOO_ARCHIVE_URL=url, ODOO_SHA256=wrong)
+    r = docker_build(context, "odoo-source", tag, ODOO_ARCHIVE_URL=url, ODOO_SHA256=wrong,
+                     PDF_RENDERER=PDF_RENDERER)
     assert r.returncode != 0
     expected = f"fetch-verified: error: ODOO_SHA256 mismatch for {url}: expected {wrong}, got {digest}"
     assert expected in r.stderr
@@ -143,26 +145,93 @@ def wkhtmltox_deb(files, tmp_path_factory) -> tuple[str, str]:
     return f"{url}/{deb.name}", sha256(deb)
 
 
+# The sha256 the Dockerfile pins for the wkhtmltopdf project's bookworm package of the
+# build machine's architecture (docker/bin/wkhtmltox-fetch).
+PINNED = {"amd64": "98ba0d157b50d36f23bd0dedf4c0aa28c7b0c50fcdcdc54aa5b6bbba81a3941d",
+          "arm64": "b6606157b27c13e044d0abbe670301f88de4e1782afca4f9c06a5817f3e03a9c"}
+
+
+def host_arch() -> str:
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def test_wkhtmltox_route_installs_the_verified_package(docker_client, context, wkhtmltox_deb, tag):
+    """The default renderer (no PDF_RENDERER given): the package is downloaded, verified,
+    installed with its dependencies, and recorded as the image's renderer."""
     url, digest = wkhtmltox_deb
     r = docker_build(context, "base", tag, WKHTMLTOX_DEB_URL=url, WKHTMLTOX_DEB_SHA256=digest)
     assert r.returncode == 0, r.stderr[-4000:]
     assert f"sha256 {digest} matches WKHTMLTOX_DEB_SHA256" in r.stderr
+    assert (f"PDF_RENDERER=wkhtmltox: wkhtmltox 0.12.6.1-3 (patched Qt) for {host_arch()} "
+            f"from {url}") in r.stderr
+    assert "PDF_RENDERER=debian" not in r.stderr
     out = in_image(docker_client, tag,
                    "dpkg-query -W -f='${Version}\\n' wkhtmltox; command -v wkhtmltopdf; "
                    "echo '<h1>route</h1>' > /tmp/a.html; "
                    "QT_QPA_PLATFORM=offscreen wkhtmltopdf -q /tmp/a.html /tmp/a.pdf; "
                    "head -c 5 /tmp/a.pdf; echo; "
-                   "ls /tmp/wkhtmltox.deb 2>&1 | grep -c 'No such file'")
+                   "cat /usr/local/share/loomworks/pdf-renderer; "
+                   "ls /tmp/wkhtmltox.deb /mnt/wkhtmltox.deb 2>&1 | grep -c 'No such file'")
     lines = out.splitlines()
     assert lines[0] == "0.12.6.1-3~lwtest"
     assert lines[1] == "/usr/local/bin/wkhtmltopdf"  # first on PATH, where Odoo looks
     assert lines[2].startswith("%PDF-")
-    assert lines[-1] == "1"  # the downloaded .deb is not left in the layer
+    assert lines[3] == "wkhtmltox"
+    assert lines[-1] == "2"  # the downloaded .deb is not left in the layer
 
 
-def test_wkhtmltox_url_without_checksum_fails_fast(context, wkhtmltox_deb, tag):
-    url, _ = wkhtmltox_deb
+def test_wkhtmltox_mirror_is_checked_against_the_pinned_checksum(context, wkhtmltox_deb, tag):
+    """A mirror (WKHTMLTOX_DEB_URL without a checksum) must serve the very package the
+    Dockerfile pins: a different file fails the build, whatever PDF_RENDERER allows."""
+    url, digest = wkhtmltox_deb
     r = docker_build(context, "base", tag, WKHTMLTOX_DEB_URL=url)
     assert r.returncode != 0
-    assert f"fetch-verified: error: WKHTMLTOX_DEB_SHA256 is required when downloading {url}" in r.stderr
+    pinned = PINNED[host_arch()]
+    assert (f"fetch-verified: error: WKHTMLTOX_DEB_SHA256 mismatch for {url}: "
+            f"expected {pinned}, got {digest}") in r.stderr
+
+
+def test_wkhtmltox_checksum_mismatch_fails_the_build(context, wkhtmltox_deb, tag):
+    url, digest = wkhtmltox_deb
+    wrong = "f" * 64
+    r = docker_build(context, "base", tag, WKHTMLTOX_DEB_URL=url, WKHTMLTOX_DEB_SHA256=wrong)
+    assert r.returncode != 0
+    assert (f"fetch-verified: error: WKHTMLTOX_DEB_SHA256 mismatch for {url}: "
+            f"expected {wrong}, got {digest}") in r.stderr
+    assert "Debian's wkhtmltopdf" not in r.stderr.split("error:")[-1]  # no fallback advice
+
+
+def test_offline_default_build_fails_and_says_how_to_build_offline(context, files, tag):
+    """The package cannot be downloaded (here: the mirror answers 404): the default build
+    does not fall back by itself, and says which setting allows it."""
+    _, base = files
+    url = f"{base}/absent/wkhtmltox_0.12.6.1-3.bookworm_{host_arch()}.deb"
+    r = docker_build(context, "base", tag, WKHTMLTOX_DEB_URL=url)
+    assert r.returncode != 0
+    assert f"fetch-verified: error: cannot download {url}: (22)" in r.stderr
+    assert ("wkhtmltox-fetch: error: the patched wkhtmltox (PDF_RENDERER=wkhtmltox, the default) "
+            f"cannot be downloaded from {url}: give a mirror in WKHTMLTOX_DEB_URL, or build with "
+            "PDF_RENDERER=debian to use Debian's wkhtmltopdf (reports without header and footer)") in r.stderr
+
+
+def test_debian_renderer_is_loud_in_the_build_log_and_recorded(docker_client, context, tag):
+    """The offline route: PDF_RENDERER=debian downloads nothing, warns in the build log and
+    records the renderer (the label and the start warning: tests/docker/test_image.py)."""
+    r = docker_build(context, "base", tag, PDF_RENDERER="debian",
+                     WKHTMLTOX_DEB_URL="http://unreachable.invalid/never-fetched.deb")
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert ("wkhtmltox-fetch: WARNING: PDF_RENDERER=debian: this image renders PDF reports with "
+            "Debian's wkhtmltopdf") in r.stderr
+    assert "WITHOUT the company header and footer" in r.stderr
+    assert "cannot download" not in r.stderr  # nothing was fetched
+    out = in_image(docker_client, tag,
+                   "cat /usr/local/share/loomworks/pdf-renderer; command -v wkhtmltopdf; "
+                   "dpkg-query -W -f='${Status}\\n' wkhtmltox 2>&1 | grep -c 'no packages found'")
+    assert out.splitlines() == ["debian", "/usr/bin/wkhtmltopdf", "1"]
+
+
+def test_unknown_renderer_is_one_clear_line(context, tag):
+    r = docker_build(context, "base", tag, PDF_RENDERER="weasyprint")
+    assert r.returncode != 0
+    assert "wkhtmltox-fetch: error: PDF_RENDERER must be wkhtmltox or debian, got 'weasyprint'" in r.stderr

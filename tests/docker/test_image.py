@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tests.support.containers import run_once
-from tests.support.images import REPO, build_args_for_host
+from tests.support.images import PDF_RENDERER, REPO, build_args_for_host
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 
@@ -149,7 +149,8 @@ def test_odoo_tests_and_languages_trimmed_but_code_complete(docker_client, erp_i
 
 def test_root_dockerfile_pointer_builds(erp_image):
     """`docker build .` from the repository root uses docker/Dockerfile (cached layers)."""
-    cmd = ["docker", "build", "-q", "-t", "loomworks/erp:rootcheck", *build_args_for_host(), "."]
+    cmd = ["docker", "build", "-q", "-t", "loomworks/erp:rootcheck", *build_args_for_host(),
+           "--build-arg", f"PDF_RENDERER={PDF_RENDERER}", "."]
     r = subprocess.run(cmd,
                        cwd=REPO, capture_output=True, text=True, check=False)
     try:

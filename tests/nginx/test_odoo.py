@@ -173,3 +173,32 @@ def test_real_asset_answer_that_sets_a_cookie_is_not_cached(edge: NginxRun) -> N
         resp = request(edge.https_port, host, path, context=edge.tls_context())
         assert resp.status == 200 and resp.headers["Set-Cookie"].startswith("session_id=")
     assert "HIT" not in edge.cache_statuses(path, 2, host=host, timeout=15)
+
+
+def test_session_cookie_is_secure_over_tls_and_login_works_on_both_listeners(edge: NginxRun) -> None:
+    """Real Odoo: over HTTPS its session cookie gets Secure and SameSite=Lax (nginx); on the
+    plain local listener it does not, and the session it names is logged in there."""
+    host = f"acme.{DOMAIN}"
+    login = request(edge.https_port, host, "/web/login", context=edge.tls_context())
+    (cookie,) = login.headers.get_all("Set-Cookie")
+    attributes = [a.strip() for a in cookie.split(";")]
+    assert attributes[0].startswith("session_id=") and "Secure" in attributes
+    assert "SameSite=Lax" in attributes and "HttpOnly" in attributes
+    payload = {"jsonrpc": "2.0", "method": "call", "id": 1,
+               "params": {"db": "acme", "login": "admin", "password": "admin"}}
+    auth = request(edge.local_port, host, "/web/session/authenticate", method="POST", tls=False,
+                   body=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    (plain,) = auth.headers.get_all("Set-Cookie")
+    assert "Secure" not in plain and "SameSite" not in plain, plain
+    info = request(edge.local_port, host, "/web/session/get_session_info", method="POST", tls=False,
+                   body=b'{"jsonrpc": "2.0", "method": "call", "params": {}}',
+                   headers={"Content-Type": "application/json", "Cookie": plain.split(";", 1)[0]})
+    assert json.loads(info.body)["result"]["uid"] == 2
+
+
+@pytest.mark.parametrize("path", ["/web/login", "/web/static/img/favicon.ico"])
+def test_x_content_type_options_is_sent_once(edge: NginxRun, path: str) -> None:
+    """Odoo sets it on static files (and some others); nginx sets it on everything: once."""
+    resp = request(edge.https_port, f"acme.{DOMAIN}", path, context=edge.tls_context())
+    assert resp.status == 200
+    assert resp.headers.get_all("X-Content-Type-Options") == ["nosniff"]

@@ -36,7 +36,7 @@ from tests.support.wait import wait_for
 pytestmark = pytest.mark.integration
 
 TENANT = "acme.loomworks.app"
-LIMIT_MESSAGE = b"upload exceeds the 100 MB limit"
+LIMIT_MESSAGE = "upload too large: the limit is 100 MB"
 
 
 def last_seen(up: HttpUpstream, path: str) -> dict:
@@ -263,20 +263,41 @@ def test_plain_requests_do_not_go_to_the_gevent_port(nginx: NginxRun, ws_upstrea
 # --- uploads -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("accept", "ctype"), [("text/html", "text/html"),
-                                               ("application/json", "application/json")])
-def test_upload_over_100mb_gets_a_clear_413(nginx: NginxRun, http_upstream: HttpUpstream, accept: str,
+@pytest.mark.parametrize(("headers", "ctype"), [
+    ({"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, "text/html"),   # a browser
+    ({"Accept": "application/json"}, "application/json"),                     # an API client
+    ({"Accept": "*/*", "Content-Type": "application/json"}, "application/json"),  # Odoo's JSON-RPC
+], ids=["browser", "accept-json", "json-rpc"])
+def test_upload_over_100mb_gets_a_clear_413(nginx: NginxRun, http_upstream: HttpUpstream, headers: dict,
                                             ctype: str) -> None:
     size = 100 * MB + 1
     path = f"/web/binary/upload_attachment?too-big={ctype}"
     resp = request(nginx.https_port, TENANT, path, method="POST", context=nginx.tls_context(),
-                   body=Zeros(size), headers={"Content-Length": str(size), "Accept": accept})
+                   body=Zeros(size), headers={"Content-Length": str(size), **headers})
     assert resp.status == 413
     assert resp.headers["Content-Type"] == ctype
-    assert LIMIT_MESSAGE in resp.body
+    if ctype == "text/html":
+        assert b"<p>Upload too large: the limit is 100 MB.</p>" in resp.body
+    else:  # JSON-RPC's error shape: Odoo's web client shows error.message
+        error = json.loads(resp.body)["error"]
+        assert (error["code"], error["message"]) == (413, LIMIT_MESSAGE)
+        assert error["data"]["limit_bytes"] == 100 * MB
     assert len(resp.body) < 400
     assert_security_headers(resp)
     assert not [s for s in http_upstream.seen if s["path"] == path]
+
+
+# --- Odoo's session cookie ------------------------------------------------------------
+
+
+def test_session_cookie_is_secure_and_samesite_over_tls_only(nginx: NginxRun, http_upstream: HttpUpstream,
+                                                             ) -> None:
+    """The stand-in answers `Set-Cookie: session_id=lwtest; Path=/; HttpOnly` (cookie=1)."""
+    tls = request(nginx.https_port, TENANT, "/web/login?cookie=1", context=nginx.tls_context())
+    assert tls.headers.get_all("Set-Cookie") == ["session_id=lwtest; Path=/; HttpOnly; Secure; SameSite=Lax"]
+    # the plain local listener keeps it as Odoo sent it: a Secure cookie never comes back over http
+    local = request(nginx.local_port, "localhost", "/web/login?cookie=1", tls=False)
+    assert local.headers.get_all("Set-Cookie") == ["session_id=lwtest; Path=/; HttpOnly"]
 
 
 def test_upload_of_99mb_reaches_odoo(nginx: NginxRun, http_upstream: HttpUpstream) -> None:

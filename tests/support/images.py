@@ -58,6 +58,12 @@ def prepare_odoo_context(tree: Path) -> None:
     tmp.rename(ODOO_CONTEXT)
 
 
+# The PDF renderer of the ERP images the tests build (docker/README.md "PDF reports"): the
+# image's default, wkhtmltox, is downloaded from GitHub, which the machines these tests run on
+# cannot reach; PDF_RENDERER=wkhtmltox in the environment builds the default where it can.
+PDF_RENDERER = os.environ.get("PDF_RENDERER") or "debian"
+
+
 def build_args_for_host() -> list[str]:
     args: list[str] = []
     if HOST_CA.is_file():
@@ -74,6 +80,8 @@ def _docker_build(tag: str, dockerfile: str | None, target: str | None, build_ar
     cmd = ["docker", "build", *options, "-f", str(REPO / dockerfile), "-t", tag, *build_args_for_host()]
     if target:
         cmd += ["--target", target]
+    if dockerfile == IMAGES["erp"][0]:
+        build_args = {"PDF_RENDERER": PDF_RENDERER, **(build_args or {})}
     for k, v in (build_args or {}).items():
         cmd += ["--build-arg", f"{k}={v}"]
     cmd.append(str(context))
