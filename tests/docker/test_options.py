@@ -102,7 +102,8 @@ def test_any_option_from_variables_files_and_conf_d_in_order(made, erp_image, tm
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"ODOO_SMTP_SEVER": "x"}, "ODOO_SMTP_SEVER: unknown Odoo option 'smtp_sever' (did you mean smtp_server?)"),
+    ({"ODOO_SMTP_SEVER": "x"},
+     "ODOO_SMTP_SEVER: unknown Odoo option 'smtp_sever' (did you mean smtp_server?)"),
     ({"ODOO_DB_HOST": "x"}, "ODOO_DB_HOST: db_host is set with DB_HOST; use DB_HOST"),
     ({"ODOO_WORKERS_COUNT": "4"}, "ODOO_WORKERS_COUNT: unknown Odoo option 'workers_count'"),
     ({"ODOO_DATA_DIR": "/tmp"}, "ODOO_DATA_DIR: data_dir is fixed by the image"),
@@ -114,7 +115,8 @@ def test_any_option_from_variables_files_and_conf_d_in_order(made, erp_image, tm
      "both ODOO_SMTP_USER and ODOO_SMTP_USER_FILE are set; use one of them"),
     ({"ADDONS_PATH": "/nowhere"}, "ADDONS_PATH: /nowhere does not exist or is not a directory"),
     ({"ADDONS_PATH": "/etc"}, "ADDONS_PATH: /etc holds no Odoo module"),
-    ({"INSTALL_ADDONS": "base,no_such_module"}, "INSTALL_ADDONS: no module named 'no_such_module' in the addons path"),
+    ({"INSTALL_ADDONS": "base,no_such_module"},
+     "INSTALL_ADDONS: no module named 'no_such_module' in the addons path"),
 ])
 def test_bad_option_or_addon_setting_is_one_clear_line(made, erp_image, env, message):
     rc, out, _ = check_config(made, erp_image, env)
@@ -184,8 +186,8 @@ def test_install_addons_decides_new_databases_and_reaches_existing_ones(lab, pg,
     admin.mkdir()
     env = {"DB_NAME": db, "ADMIN_PASSWORD_FILE": "/run/secrets/admin", "INSTALL_ADDONS": "loomworks_health"}
     vols = secret_file(admin, "admin", secrets.token_urlsafe(12))
-    installed = "SELECT string_agg(name, ',' ORDER BY name) FROM ir_module_module WHERE state = 'installed' " \
-                "AND name IN ('loomworks_health', 'lwtest_slow')"
+    installed = ("SELECT string_agg(name, ',' ORDER BY name) FROM ir_module_module "
+                 "WHERE state = 'installed' AND name IN ('loomworks_health', 'lwtest_slow')")
     try:
         c = lab.erp(env, addon=addon_dir, volumes=vols)
         wait_health(c, timeout=400)
@@ -215,7 +217,8 @@ def test_install_addons_decides_new_databases_and_reaches_existing_ones(lab, pg,
 
 @pytest.mark.parametrize(("env", "server_says"), [
     ({"DB_PASSWORD": "wrong-password"}, 'password authentication failed for user "odoo"'),
-    ({"DB_USER": "lwtest_nobody", "DB_PASSWORD": "x"}, 'password authentication failed for user "lwtest_nobody"'),
+    ({"DB_USER": "lwtest_nobody", "DB_PASSWORD": "x"},
+     'password authentication failed for user "lwtest_nobody"'),
 ])
 def test_refused_login_fails_at_once_with_the_server_message(lab, env, server_says):
     c = lab.erp({**env, "DB_WAIT_TIMEOUT": "600"}, healthcheck=None)
@@ -271,9 +274,11 @@ def test_odoo_sends_mail_through_the_configured_smtp_server(seeded, lab, pg, doc
         c = lab.erp(env, volumes=secret_file(tmp_path, "smtp", smtp_pw))
         wait_health(c, timeout=300)
         script = ("ms = env['ir.mail_server']\n"
-                  f"msg = ms.build_email('erp@lwtest.example', ['someone@lwtest.example'], '{subject}', 'hello')\n"
+                  "msg = ms.build_email('erp@lwtest.example', ['someone@lwtest.example'], "
+                  f"'{subject}', 'hello')\n"
                   "print('SENT', ms.send_email(msg))\n")
-        r = c.exec_run(["bash", "-c", f"printf %s \"{script}\" | odoo shell -d lwtest --no-http --log-level=warn"])
+        shell = f"printf %s \"{script}\" | odoo shell -d lwtest --no-http --log-level=warn"
+        r = c.exec_run(["bash", "-c", shell])
         out = r.output.decode(errors="replace")
         assert "SENT" in out, out[-3000:]
         got = wait_for(lambda: box.find(subject), 30, "the mail at the SMTP server")
@@ -286,5 +291,6 @@ def test_odoo_sends_mail_through_the_configured_smtp_server(seeded, lab, pg, doc
                              user="root").output.decode(errors="replace")
         c.reload()
         assert "odoo" in top and "ODOO_SMTP_PASSWORD_FILE=/run/secrets/smtp" in json.dumps(c.attrs)
-        for where, text in (("ps", top), ("environ", environ), ("logs", logs(c)), ("inspect", json.dumps(c.attrs))):
+        seen = {"ps": top, "environ": environ, "logs": logs(c), "inspect": json.dumps(c.attrs)}
+        for where, text in seen.items():
             assert smtp_pw not in text, f"SMTP password in {where}"

@@ -34,7 +34,7 @@ class Mailbox:
         self.logins.append((login, ok))
         return AuthResult(success=ok, handled=False)
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server, session, envelope) -> str:
         if not session.authenticated:
             return "530 5.7.0 Authentication required"
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
