@@ -7,10 +7,14 @@ mail, module installs and logins against the lab's real PostgreSQL and a real SM
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
+import socket
+import struct
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -294,3 +298,60 @@ def test_odoo_sends_mail_through_the_configured_smtp_server(seeded, lab, pg, doc
         seen = {"ps": top, "environ": environ, "logs": logs(c), "inspect": json.dumps(c.attrs)}
         for where, text in seen.items():
             assert smtp_pw not in text, f"SMTP password in {where}"
+
+
+@contextlib.contextmanager
+def starting_up_server(host: str) -> Iterator[int]:
+    """A stand-in for a PostgreSQL server in recovery: it answers every connection as the
+    real one does then (refuses SSL, then FATAL 57P03 "the database system is starting up")."""
+    srv = socket.create_server((host, 0))
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            while True:
+                head = conn.recv(8)
+                if len(head) < 8:
+                    return
+                length, code = struct.unpack("!ii", head)
+                conn.recv(length - 8)
+                if code == 80877103:  # SSLRequest: no SSL here
+                    conn.sendall(b"N")
+                    continue
+                fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+                conn.sendall(b"E" + struct.pack("!i", len(fields) + 4) + fields)
+                return
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            answer(conn)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+
+
+def test_database_starting_up_keeps_retrying(lab, docker_client):
+    host = bridge_host_address(docker_client.networks.get(lab.net).attrs)
+    with starting_up_server(host) as port:
+        c = lab.erp({"DB_HOST": host, "DB_PORT": str(port), "DB_WAIT_TIMEOUT": "4"}, healthcheck=None)
+        assert c.wait(timeout=60)["StatusCode"] == 1
+    out = logs(c)
+    attempts = re.findall(rf"waiting for PostgreSQL at {re.escape(host)}:{port} \(attempt \d+", out)
+    assert len(attempts) >= 2, out
+    errors = error_lines(out)
+    assert len(errors) == 1 and "not ready after 4s (DB_WAIT_TIMEOUT)" in errors[0], out
+    assert "the database system is starting up" in errors[0]
