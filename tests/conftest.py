@@ -150,9 +150,11 @@ def redis_image(base_image: str) -> str:
 
 @pytest.fixture(scope="session")
 def erp_dev_image(base_image: str, odoo_tree: Path) -> str:
+    """The dev image, and the dev override's other image (its mail catcher)."""
     from tests.support.images import build, prepare_odoo_context, tag
 
     prepare_odoo_context(odoo_tree)
+    build(tag("dev-mail"))
     return build(tag("erp-dev"))
 
 

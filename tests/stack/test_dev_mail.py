@@ -10,7 +10,6 @@ import pytest
 import requests
 
 from tests.support.compose import Stack
-from tests.support.images import build, tag
 from tests.support.net import free_port
 from tests.support.wait import wait_for
 
@@ -21,7 +20,6 @@ DEV = ("docker-compose.yml", "docker-compose.dev.yml")
 
 @pytest.fixture(scope="module")
 def dev_stack(stack_tag: str, erp_dev_image: str) -> Iterator[Stack]:
-    build(tag("dev-mail"), dockerfile="docker/dev-mail/Dockerfile")
     st = Stack(files=DEV, prefix="lwtest-devmail", extra_env={"MAIL_WEB_HOST_PORT": str(free_port())})
     st.start()
     try:
