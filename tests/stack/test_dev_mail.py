@@ -10,7 +10,6 @@ import pytest
 import requests
 
 from tests.support.compose import Stack
-from tests.support.net import free_port
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
@@ -20,7 +19,7 @@ DEV = ("docker-compose.yml", "docker-compose.dev.yml")
 
 @pytest.fixture(scope="module")
 def dev_stack(stack_tag: str, erp_dev_image: str) -> Iterator[Stack]:
-    st = Stack(files=DEV, prefix="lwtest-devmail", extra_env={"MAIL_WEB_HOST_PORT": str(free_port())})
+    st = Stack(files=DEV, prefix="lwtest-devmail")
     st.start()
     try:
         yield st
@@ -30,7 +29,7 @@ def dev_stack(stack_tag: str, erp_dev_image: str) -> Iterator[Stack]:
 
 def test_mail_from_odoo_lands_in_the_catcher(dev_stack):
     st = dev_stack
-    web = f"http://127.0.0.1:{st.env['MAIL_WEB_HOST_PORT']}"
+    web = f"http://127.0.0.1:{st.ports['MAIL_WEB_HOST_PORT']}"
     wait_for(lambda: requests.get(f"{web}/messages/", timeout=5).ok, 120, "the mail catcher's web page")
     subject = f"lwtest dev mail {secrets.token_hex(4)}"
     script = ("ms = env['ir.mail_server']\n"
