@@ -1,7 +1,3 @@
-<<<<<<< HEAD
-"""`make bench`: every Loomworks benchmark beside its anchor, one Markdown table. Sections, in this
-order (bench/README.md says what each measures): image, start, health, proxy, wal, shutdown.
-=======
 """`make bench`: every Loomworks benchmark beside its anchor, one Markdown table.
 
 Sections (in this order; --only a,b selects; bench/README.md says what each measures):
@@ -12,7 +8,6 @@ Sections (in this order; --only a,b selects; bench/README.md says what each meas
   tls       new TLS connections/s, full handshakes and resumed, vs. plain ones; CPU shares
   wal       archive-wal vs. the docs' gzip one-liner vs. pgBackRest; archiver lag
   shutdown  `docker stop` idle and with a request in flight vs. Odoo's threaded server
->>>>>>> print
 
 Writes bench/results/summary.md and summary.json, <section>.json and logs/<section>.log. Exits 1
 when a correctness condition broke (the section is marked FAILED; the others still run).

@@ -47,6 +47,7 @@ defaults() {
 	: "${GRACEFUL_TIMEOUT:=30}" "${LISTEN_BACKLOG:=1024}"
 	: "${HEALTH_CONNECT_TIMEOUT:=2}" "${HEALTH_STATEMENT_TIMEOUT:=2}"
 	: "${ODOO_DEV_MODE:=}" "${DEBUGPY_PORT:=}"
+	: "${ADDONS_PATH:=}" "${INSTALL_ADDONS:=}"
 }
 
 load_env() {
@@ -140,7 +141,6 @@ render_config() {
 	chmod 0600 "$CONF"
 	cat >"$CONF" <<CONF
 [options]
-addons_path = $ADDONS_DIR,/opt/odoo/addons,/opt/odoo/odoo/addons
 data_dir = $DATA_DIR
 http_port = 8069
 gevent_port = 8072
@@ -166,7 +166,22 @@ server_wide_modules = $(server_wide_modules)
 health_connect_timeout = $HEALTH_CONNECT_TIMEOUT
 health_statement_timeout = $HEALTH_STATEMENT_TIMEOUT
 CONF
+	# addons_path, conf.d fragments and ODOO_<OPTION> variables, each checked
+	loomworks-db config "$CONF"
 	write_pgpass
+}
+
+# True when waiting cannot help: the server answered and refused this login (wrong
+# password, missing role, no pg_hba.conf entry, SSL required but not offered). A refused
+# connection, an unknown host or "the database system is starting up" are worth a retry.
+login_refused() {
+	case $1 in
+	*"the database system is"*) return 1 ;;
+	*"authentication failed"* | *"role \""*"\" does not exist"* | *"no pg_hba.conf entry"* | \
+		*"pg_hba.conf rejects"* | *"no password supplied"* | *"does not support SSL"* | \
+		*"database \""*"\" does not exist"*) return 0 ;;
+	*) return 1 ;;
+	esac
 }
 
 db_login() {
@@ -174,7 +189,10 @@ db_login() {
 	if err=$(psql -X -q -t -d postgres -c 'SELECT 1' 2>&1 >/dev/null); then
 		return 0
 	fi
-	LAST_DB_ERROR=$(printf '%s' "$err" | tr '\n' ' ' | sed 's/  */ /g')
+	LAST_DB_ERROR=$(printf '%s' "$err" | tr '\n' ' ' | sed 's/  */ /g; s/ $//')
+	if login_refused "$LAST_DB_ERROR"; then
+		die "PostgreSQL at $DB_HOST:$DB_PORT refused the login of $DB_USER (not retried): $LAST_DB_ERROR"
+	fi
 	return 1
 }
 
@@ -187,20 +205,25 @@ wait_for_db() {
 }
 
 prepare_databases() {
-	local args=()
+	local args=(--modules "$INSTALL_ADDONS")
 	[[ -n $DB_NAME ]] && args+=(--init "$DB_NAME")
 	if [[ $AUTO_MIGRATE == True ]]; then
 		args+=(--migrate)
 		[[ -n $DB_NAME ]] && args+=("$DB_NAME")
 	else
-		log "migration: disabled (AUTO_MIGRATE=false)"
+		log "migration: disabled (AUTO_MIGRATE=false): no update, no module install at start"
 	fi
-	((${#args[@]})) || return 0
 	loomworks-db prepare "${args[@]}" <<<"$ADMIN_PASSWORD"
 }
 
+# The secrets, and every ODOO_<OPTION>(_FILE) variable (now in the 0600 config), leave the
+# environment before Odoo starts.
 forget_secrets() {
 	unset DB_PASSWORD ODOO_ADMIN_PASSWD ADMIN_PASSWORD
+	local var
+	for var in $(compgen -e ODOO_); do
+		[[ $var == ODOO_RC || $var == ODOO_DEV_MODE ]] || unset "$var"
+	done
 }
 
 configure() {
@@ -253,6 +276,12 @@ main() {
 		configure
 		log "configuration OK: $CONF"
 		exit 0
+	fi
+	if [[ $1 == tenant ]]; then
+		configure
+		wait_for_db
+		forget_secrets
+		exec "$@"
 	fi
 	[[ $1 == -* ]] && set -- odoo "$@"
 	if [[ $1 == odoo ]] && is_server "${@:2}"; then

@@ -110,18 +110,22 @@ def base_image() -> str:
     return "debian:bookworm-slim"
 
 
-def _image(name: str, odoo: bool = False):
-    """A session fixture ``<name>_image``: the project's image, built (an Odoo one needs the tree)."""
+def _image(name: str, odoo: bool = False, also: tuple[str, ...] = ()):
+    """A session fixture ``<name>_image``: the project's image, built (an Odoo one needs the tree),
+    after the images ALSO (built alongside it)."""
 
     def fixture(base_image: str, request: pytest.FixtureRequest) -> str:
         if odoo:
             prepare_odoo_context(request.getfixturevalue("odoo_tree"))
+        for other in also:
+            build(tag(other))
         return build(tag(name))
 
     return pytest.fixture(scope="session", name=f"{name.replace('-', '_')}_image")(fixture)
 
 
-erp_image, erp_dev_image = _image("erp", odoo=True), _image("erp-dev", odoo=True)
+erp_image = _image("erp", odoo=True)
+erp_dev_image = _image("erp-dev", odoo=True, also=("dev-mail",))  # and its mail catcher
 postgres_image, nginx_image, redis_image = _image("postgres"), _image("nginx"), _image("redis")
 
 

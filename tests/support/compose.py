@@ -57,7 +57,7 @@ class Stack:
         self.project = self.project or f"{self.prefix}-{uuid.uuid4().hex[:8]}"
         self.ports = {
             "HTTP_LOCAL_PORT": free_port(), "HTTP_PORT": free_port(), "HTTPS_PORT": free_port(),
-            "DEBUGPY_HOST_PORT": free_port(),
+            "DEBUGPY_HOST_PORT": free_port(), "MAIL_WEB_HOST_PORT": free_port(),
         }
         self.env_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.project}.env"
         self.env_file.write_text("")

@@ -28,6 +28,7 @@ IMAGES: dict[str, tuple[str, str | None]] = {
     "postgres": ("postgres/Dockerfile", None),
     "nginx": ("nginx/Dockerfile", None),
     "redis": ("redis/Dockerfile", None),
+    "dev-mail": ("docker/dev-mail/Dockerfile", None),  # the dev override's mail catcher
 }
 
 

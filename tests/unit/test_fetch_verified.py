@@ -76,4 +76,5 @@ def test_optional_checksum_missing_warns_with_the_sum_to_pin(server, tmp_path):
 ])
 def test_bad_input_is_one_clear_line(server, tmp_path, url, sha, status, message):
     r = fetch(url.format(server=server), sha, str(tmp_path / "o"), "ODOO_SHA256")
-    assert r.returncode == status and r.stderr.strip() == "fetch-verified: error: " + message.format(server=server)
+    assert r.returncode == status
+    assert r.stderr.strip() == "fetch-verified: error: " + message.format(server=server)
