@@ -124,8 +124,8 @@ def test_kill9_then_data_volume_deleted_without_wal_stream_reports_the_loss(stac
     writer = Writer(stack, f"crash-{secrets.token_hex(4)}")
     try:
         wait_for(lambda: len(writer.acked) >= 20, 180, "20 acknowledged writes", interval=0.2)
+        archived = len(writer.acked)  # acknowledged before the switch: in the segment it closes
         stack.archive_wal()  # what archive_timeout does every 5 min: these writes reach the archive
-        archived = len(writer.acked)
         wait_for(lambda: len(writer.acked) >= archived + 30, 180, "30 more acknowledged writes", interval=0.2)
         pg = stack.container_id("postgres")
         docker("kill", "--signal", "KILL", pg)  # SIGKILL to the container's init: every process dies
