@@ -207,3 +207,24 @@ def test_backup_inside_running_container_uses_the_socket(postgres):
     assert rc == 0, out
     rc, out = exec_sh(c, ["stat", "-c", "%a %U", "/backups", path])
     assert out.split() == ["700", "postgres", "700", "postgres"]
+
+
+def test_restore_after_a_crash_replays_the_crashed_clusters_wal(postgres):
+    """kill -9 (the container's init: every process dies, postmaster.pid stays), volume intact:
+    `restore --latest` in place keeps the crashed cluster and replays its unarchived WAL."""
+    net = postgres.network()
+    vols = postgres.volume_set()
+    server = postgres.run(vols, network=net, aliases=["postgres"])
+    pg_ready(server)
+    psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
+    backup(postgres, vols, net)
+    psql(server, "INSERT INTO drill VALUES ('A')", db="loomworks")
+    server.kill()
+    wait_exited(server)
+    rc, out = restore(postgres, vols, "--latest")
+    assert rc == 0, out
+    assert "not shut down cleanly" in out
+    assert "the partial current segment included" in out
+    s2 = postgres.run(vols)
+    pg_ready(s2)
+    assert tags(s2) == ["A"]
