@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
-from tests.support.containers import exec_sh, pg_ready, psql, wait_exited
+from tests.support.containers import REPO, exec_sh, pg_ready, psql, wait_exited
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
@@ -34,6 +36,16 @@ def tags(c) -> list[str]:
 def stop(c) -> None:
     c.stop(timeout=30)
     assert wait_exited(c) == 0
+
+
+def runbook_command(section: str) -> list[str]:
+    """The `docker compose run --rm postgres ...` step of a postgres/README.md runbook section,
+    as the one-shot container's command."""
+    text = (REPO / "postgres" / "README.md").read_text()
+    block = text.split(f"### {section}", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    prefix = "docker compose run --rm postgres "
+    line = next(ln for ln in block.splitlines() if ln.startswith(prefix))
+    return shlex.split(line.removeprefix(prefix))
 
 
 def backup(postgres, vols, net) -> str:
@@ -135,6 +147,14 @@ def test_pitr_drill_in_place_loses_nothing(postgres):
     pg_ready(s4)
     assert tags(s4) == ["A", "D"]
     stop(s4)
+
+    # the runbook's "undo the last restore", as written: the cluster before it (A, B, C) is back
+    rc, out = postgres.one_shot(vols, runbook_command("Undo the last restore"))
+    assert rc == 0, out
+    s5 = postgres.run(vols)
+    pg_ready(s5)
+    assert tags(s5) == ["A", "B", "C"]
+    stop(s5)
 
 
 def test_corrupt_archive_file_and_unreadable_backup_keep_the_old_data(postgres):
