@@ -11,6 +11,7 @@ from tests.support.containers import (
     exec_sh,
     pg_ready,
     psql,
+    runbook_command,
     secret_file,
     wait_exited,
 )
@@ -178,9 +179,10 @@ def test_empty_data_next_to_an_archive_is_a_restore_not_a_first_start(postgres):
     wait_for(lambda: exec_sh(c, ["test", "-f", f"/wal_archive/{name}.gz"])[0] == 0, 30, "archiving")
     assert exec_sh(c, ["pg-backup"], user="postgres")[0] == 0
     c.stop(timeout=30)
-    c.remove(v=False)
-    postgres.containers.remove(c)
-    vols["data"] = postgres.volume("pg-data-empty")
+    assert wait_exited(c) == 0
+    # the runbook's first step to a new cluster, as written: the old one is set aside
+    rc, out = postgres.one_shot(vols, runbook_command("Start a new, empty cluster on purpose"))
+    assert rc == 0, out
 
     refused = postgres.run(vols)
     assert wait_exited(refused) == 1
@@ -201,6 +203,8 @@ def test_empty_data_next_to_an_archive_is_a_restore_not_a_first_start(postgres):
     kept = f"ls /wal_archive/previous-*/{name}.gz /backups/previous-*/ | wc -l"
     rc, out = exec_sh(fresh, ["bash", "-c", kept])
     assert rc == 0 and int(out) >= 2, out
+    rc, out = exec_sh(fresh, ["bash", "-c", "test -s /var/lib/postgresql/data/pgdata.set-aside-*/PG_VERSION"])
+    assert rc == 0, "the old cluster is kept"
 
 
 def test_cluster_at_the_volume_root_moves_into_pgdata(postgres):

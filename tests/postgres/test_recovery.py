@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
-from tests.support.containers import REPO, exec_sh, pg_ready, psql, wait_exited
+from tests.support.containers import exec_sh, pg_ready, psql, runbook_command, wait_exited
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
@@ -36,16 +34,6 @@ def tags(c) -> list[str]:
 def stop(c) -> None:
     c.stop(timeout=30)
     assert wait_exited(c) == 0
-
-
-def runbook_command(section: str) -> list[str]:
-    """The `docker compose run --rm postgres ...` step of a postgres/README.md runbook section,
-    as the one-shot container's command."""
-    text = (REPO / "postgres" / "README.md").read_text()
-    block = text.split(f"### {section}", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
-    prefix = "docker compose run --rm postgres "
-    line = next(ln for ln in block.splitlines() if ln.startswith(prefix))
-    return shlex.split(line.removeprefix(prefix))
 
 
 def backup(postgres, vols, net) -> str:
