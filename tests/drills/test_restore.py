@@ -53,8 +53,11 @@ def restore_latest(st: Stack) -> tuple[str, float]:
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
     assert "restore complete" in out, out[-4000:]
-    st.up()
-    st.wait_healthy(600)
+    try:
+        st.up()
+        st.wait_healthy(600)
+    except (RuntimeError, AssertionError, TimeoutError) as e:
+        raise AssertionError(f"{e}\n{st.logs('odoo', 'postgres', tail=80)}") from e
     return out, time.monotonic() - start
 
 
