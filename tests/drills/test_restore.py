@@ -124,6 +124,7 @@ class Writer:
 
 
 def test_kill9_then_data_volume_deleted_without_wal_stream_reports_the_loss(stack: Stack, drill):
+    backup(stack)  # the regular base backup the archive replays from
     writer = Writer(stack, f"crash-{secrets.token_hex(4)}")
     try:
         wait_for(lambda: len(writer.acked) >= 20, 180, "20 acknowledged writes", interval=0.2)
