@@ -2,10 +2,11 @@
 # Entrypoint of loomworks/postgres (runs under dumb-init, which turns SIGTERM into SIGINT =
 # PostgreSQL's fast shutdown).
 #
-#   postgres [-c name=value ...]   (default) initialise an empty PGDATA once, then run the server
+#   postgres [-c name=value ...]   (default) initialise an empty PGDATA once (never over an
+#                                  existing WAL archive or backups: that is a restore), then run
 #   backup                         base backup into /backups/<UTC timestamp> (pg-backup)
 #   verify-archive                 check /wal_archive (pg-verify-archive)
-#   restore [options]              restore a base backup + archive into an empty PGDATA (pg-restore)
+#   restore [options]              point-in-time restore in place, the old cluster kept (pg-restore)
 #   anything else                  exec'd as given (e.g. bash, psql)
 #
 # Started as root, it fixes the ownership of the volumes and re-executes itself as the
@@ -29,12 +30,13 @@ require_layout() {
 
 # As root: own the volumes (only what is not ours yet), then continue as postgres.
 drop_privileges() {
-	local d
-	for d in "$PGDATA" "$WAL_ARCHIVE_DIR" "$BACKUP_DIR" "$SOCKET_DIR"; do
+	local d vol
+	vol=$(data_volume)
+	for d in "$vol" "$WAL_ARCHIVE_DIR" "$BACKUP_DIR" "$SOCKET_DIR"; do
 		mkdir -p "$d"
 		find "$d" \! -user postgres -exec chown postgres:postgres {} +
 	done
-	chmod 700 "$PGDATA" "$WAL_ARCHIVE_DIR" "$BACKUP_DIR"
+	chmod 700 "$vol" "$WAL_ARCHIVE_DIR" "$BACKUP_DIR"
 	chmod 2775 "$SOCKET_DIR"
 	exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 }
@@ -56,6 +58,7 @@ load_env() {
 		die "POSTGRES_DB must be a lower-case SQL name ([a-z_][a-z0-9_]*, max 63), got '$POSTGRES_DB'"
 	file_env POSTGRES_PASSWORD
 	file_env DB_PASSWORD
+	normalize_bool ALLOW_NEW_CLUSTER
 	if [[ -n ${DB_USER:-} ]]; then
 		[[ $DB_USER =~ $NAME_RE ]] ||
 			die "DB_USER must be a lower-case SQL name ([a-z_][a-z0-9_]*, max 63), got '$DB_USER'"
@@ -116,8 +119,27 @@ create_objects() {
 	rm -rf "$PGDATA/init.log" "$sock"
 }
 
+# An empty PGDATA next to a WAL archive or base backups that already hold a cluster's data
+# is a restore situation, never a first start: refuse, naming the restore command. With
+# ALLOW_NEW_CLUSTER=true the old archive and backups are moved aside (kept) instead.
+refuse_blank_start() {
+	local wal backups stamp moved dir
+	wal=$(archive_wal_files)
+	backups=$(backup_count)
+	((wal + backups > 0)) || return 0
+	if [[ $ALLOW_NEW_CLUSTER != True ]]; then
+		die "$PGDATA is empty but $WAL_ARCHIVE_DIR holds $wal WAL file(s) and $BACKUP_DIR $backups base backup(s) of an existing cluster; restore it with: docker compose run --rm postgres restore --latest (or set ALLOW_NEW_CLUSTER=true to start a new, empty cluster: the old archive and backups are then moved aside into previous-<time> folders, kept)"
+	fi
+	stamp=$(date -u +%Y%m%dT%H%M%SZ)
+	for dir in "$WAL_ARCHIVE_DIR" "$BACKUP_DIR"; do
+		moved=$(move_aside "$dir" "$stamp")
+		[[ -z $moved ]] || log "ALLOW_NEW_CLUSTER=true: moved the old contents of $dir aside into $moved (kept)"
+	done
+}
+
 init_cluster() {
 	require_init_env
+	refuse_blank_start
 	if [[ -n $(ls -A "$PGDATA") ]]; then
 		die "PGDATA $PGDATA is not empty but holds no cluster (no PG_VERSION); refusing to initialise over it"
 	fi
@@ -160,10 +182,16 @@ main() {
 	local cmd=$1
 	shift
 	case $cmd in
-	postgres) run_server "$@" ;;
+	postgres)
+		prepare_pgdata
+		run_server "$@"
+		;;
 	backup) exec pg-backup "$@" ;;
 	verify-archive) exec pg-verify-archive "$@" ;;
-	restore) exec pg-restore "$@" ;;
+	restore)
+		prepare_pgdata
+		exec pg-restore "$@"
+		;;
 	esac
 }
 

@@ -2,8 +2,10 @@
 ``Stack``), and a recorder for the results table (tests/drills/report.py).
 
 ``LW_DRILL_RESULTS`` names a JSON-lines file: each drill appends
-``{"drill", "outcome", "recover_s", "test", "case"}`` (``case``: which parametrized case, or
-null). Without it the line is only printed.
+``{"drill", "outcome", "recover_s", "test", "case", "expected_loss"}`` (``case``: which
+parametrized case, or null; ``expected_loss``: the drill measures a loss the design accepts,
+e.g. the commits outside the WAL archive when the data volume is destroyed without a WAL
+stream, so its outcome may state the figure). Without it the line is only printed.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ def stacks(stack_tag: str) -> Iterator[Callable[..., Stack]]:
 
 @pytest.fixture
 def drill(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """record(name, outcome, recover_s=None, case=None): one row of the results table; rows of
-    one drill with the same outcome are merged, naming their cases."""
+    """record(name, outcome, recover_s=None, case=None, expected_loss=False): one row of the
+    results table; rows of one drill with the same outcome are merged, naming their cases."""
 
-    def record(name: str, outcome: str, recover_s: float | None = None, case: str | None = None) -> None:
+    def record(name: str, outcome: str, recover_s: float | None = None, case: str | None = None,
+               expected_loss: bool = False) -> None:
         row = {"drill": name, "outcome": outcome,
                "recover_s": None if recover_s is None else round(recover_s, 1),
-               "test": request.node.nodeid, "case": case}
+               "test": request.node.nodeid, "case": case, "expected_loss": expected_loss}
         print(f"\nDRILL {json.dumps(row)}")
         path = os.environ.get("LW_DRILL_RESULTS")
         if path:

@@ -11,6 +11,7 @@ from tests.support.containers import (
     exec_sh,
     pg_ready,
     psql,
+    runbook_command,
     secret_file,
     wait_exited,
 )
@@ -155,3 +156,59 @@ def test_restart_does_not_reinitialise_and_files_belong_to_postgres(postgres):
     find = "find $PGDATA /wal_archive /backups ! -user postgres | wc -l"
     rc, out = exec_sh(c, ["bash", "-c", find], user="root")
     assert (rc, out.strip()) == (0, "0")
+
+
+def test_empty_data_next_to_an_archive_is_a_restore_not_a_first_start(postgres):
+    """An empty data volume beside a WAL archive and backups of a cluster: the entrypoint refuses
+    with one line naming the restore command and creates nothing; ALLOW_NEW_CLUSTER=true starts a
+    new cluster and moves the old archive and backups aside (kept)."""
+    vols = postgres.volume_set()
+    c = postgres.run(vols)
+    pg_ready(c)
+    name = psql(c, "SELECT pg_walfile_name(pg_switch_wal())")
+    wait_for(lambda: exec_sh(c, ["test", "-f", f"/wal_archive/{name}.gz"])[0] == 0, 30, "archiving")
+    assert exec_sh(c, ["pg-backup"], user="postgres")[0] == 0
+    c.stop(timeout=30)
+    assert wait_exited(c) == 0
+    # the runbook's first step to a new cluster, as written: the old one is set aside
+    rc, out = postgres.one_shot(vols, runbook_command("Start a new, empty cluster on purpose"))
+    assert rc == 0, out
+
+    refused = postgres.run(vols)
+    assert wait_exited(refused) == 1
+    out = refused.logs().decode()
+    errors = [line for line in out.splitlines() if "error:" in line]
+    assert len(errors) == 1, out
+    assert "is empty but /wal_archive holds" in errors[0]
+    assert "docker compose run --rm postgres restore --latest" in errors[0]
+    assert "initialising" not in out
+    rc, out = postgres.one_shot(vols, ["bash", "-c", "ls -A /var/lib/postgresql/data/pgdata | wc -l"])
+    assert (rc, out.strip()) == (0, "0"), "no cluster may be created"
+
+    fresh = postgres.run(vols, env={"ALLOW_NEW_CLUSTER": "true"})
+    pg_ready(fresh)
+    out = fresh.logs().decode()
+    assert "moved the old contents of /wal_archive aside into /wal_archive/previous-" in out
+    assert "moved the old contents of /backups aside into /backups/previous-" in out
+    kept = f"ls /wal_archive/previous-*/{name}.gz /backups/previous-*/ | wc -l"
+    rc, out = exec_sh(fresh, ["bash", "-c", kept])
+    assert rc == 0 and int(out) >= 2, out
+    rc, out = exec_sh(fresh, ["bash", "-c", "test -s /var/lib/postgresql/data/pgdata.set-aside-*/PG_VERSION"])
+    assert rc == 0, "the old cluster is kept"
+
+
+def test_cluster_at_the_volume_root_moves_into_pgdata(postgres):
+    """A data volume of the former layout (the cluster at the volume's root) keeps its data."""
+    vols = postgres.volume_set()
+    c = postgres.run(vols)
+    pg_ready(c)
+    psql(c, "CREATE TABLE kept(x text); INSERT INTO kept VALUES ('survives')", db="loomworks")
+    c.stop(timeout=30)
+    assert wait_exited(c) == 0
+    old_layout = "cd /var/lib/postgresql/data && mv pgdata/* . && rmdir pgdata && ls PG_VERSION"
+    rc, out = postgres.one_shot(vols, ["bash", "-c", old_layout])
+    assert rc == 0, out
+    c2 = postgres.run(vols)
+    pg_ready(c2)
+    assert "into /var/lib/postgresql/data/pgdata" in c2.logs().decode()
+    assert psql(c2, "SELECT x FROM kept", db="loomworks") == "survives"

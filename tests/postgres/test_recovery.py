@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.containers import exec_sh, pg_ready, psql, wait_exited
+from tests.support.containers import exec_sh, pg_ready, psql, runbook_command, wait_exited
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
@@ -36,72 +36,151 @@ def stop(c) -> None:
     assert wait_exited(c) == 0
 
 
-def test_pitr_drill_end_to_end(postgres):
+def backup(postgres, vols, net) -> str:
+    """`docker compose run --rm postgres backup`; the backup's name."""
+    rc, out = postgres.one_shot({"backups": vols["backups"]}, ["backup"], network=net)
+    assert rc == 0, out
+    assert "backup complete and verified" in out
+    return out.strip().splitlines()[-1].rsplit("/", 1)[-1]
+
+
+def restore(postgres, vols, *args: str, net: str | None = None) -> tuple[int, str]:
+    """`docker compose run --rm postgres restore ...` on the service's own volumes."""
+    return postgres.one_shot(vols, ["restore", *args], network=net)
+
+
+def errors(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "error:" in line]
+
+
+def ls_volume(postgres, vols) -> list[str]:
+    rc, out = postgres.one_shot(vols, ["bash", "-c", "ls -A /var/lib/postgresql/data"])
+    assert rc == 0, out
+    return out.split()
+
+
+def test_pitr_drill_in_place_loses_nothing(postgres):
+    """The runbook on the service's own volumes: backups, rows A, time, a second backup, rows B,
+    C committed after the last archived segment, clean stop; `restore --latest` in place brings
+    back A, B and C (C only lived in the old pg_wal); `--target-time` picks the older backup by
+    itself; the old clusters are kept beside the restored one."""
     net = postgres.network()
     vols = postgres.volume_set()
     server = postgres.run(vols, network=net, aliases=["postgres"])
     pg_ready(server)
     psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
-
-    # base backup from a one-shot container over the network, as `docker compose run --rm postgres backup`
-    rc, out = postgres.one_shot({"backups": vols["backups"]}, ["backup"], network=net)
-    assert rc == 0, out
-    assert "backup complete and verified" in out
+    first = backup(postgres, vols, net)
     before_backup_end = psql(server, "SELECT (now() - interval '1 hour')::text")
 
     psql(server, "INSERT INTO drill VALUES ('A')", db="loomworks")
+    # backup ends are stored to the second: the noted time lies a full second after the first
+    wait_clock_past(server, psql(server, "SELECT (now() + interval '1.1 s')::text"))
     noted = server_now(server)
     wait_clock_past(server, noted)
+    second = backup(postgres, vols, net)
     psql(server, "INSERT INTO drill VALUES ('B')", db="loomworks")
     switch_and_wait(server)
+    psql(server, "INSERT INTO drill VALUES ('C')", db="loomworks")  # in the current, unarchived segment
 
-    rc, out = postgres.one_shot(vols, ["verify-archive"])
-    assert rc == 0, out
-    assert "archive OK" in out and "from base backup" in out
+    # refused while the server runs, nothing touched
+    rc, out = restore(postgres, vols, "--latest", net=net)
+    assert rc == 1, out
+    assert len(errors(out)) == 1 and "a PostgreSQL server is running" in errors(out)[0], out
     stop(server)
-    archive_only = {"arch": vols["arch"], "backups": vols["backups"]}
 
-    # restore to the end of the archive: A and B
-    latest = {**archive_only, "data": postgres.volume("data-latest")}
-    rc, out = postgres.one_shot(latest, ["restore", "--latest"])
+    # --latest in place: A, B and C
+    rc, out = restore(postgres, vols, "--latest")
     assert rc == 0, out
     assert "restore complete" in out
-    s2 = postgres.run(latest)
+    assert "moved the old cluster aside to /var/lib/postgresql/data/pgdata.before-restore-" in out
+    assert "saved " in out and "the partial current segment included" in out, out
+    s2 = postgres.run(vols)
     pg_ready(s2)
-    assert tags(s2) == ["A", "B"]
+    assert tags(s2) == ["A", "B", "C"]
     assert psql(s2, "SELECT pg_is_in_recovery()") == "f"
     stop(s2)
+    kept = [n for n in ls_volume(postgres, vols) if n.startswith("pgdata.before-restore-")]
+    assert len(kept) == 1, kept
 
-    # restore to the noted time: A present, B absent
-    pitr = {**archive_only, "data": postgres.volume("data-pitr")}
-    rc, out = postgres.one_shot(pitr, ["restore", "--target-time", noted])
+    # --target-time: the newest backup that ends before it is chosen by itself (the first)
+    rc, out = restore(postgres, vols, "--target-time", noted)
     assert rc == 0, out
-    s3 = postgres.run(pitr)
+    assert f"chose base backup {first}" in out and second != first
+    s3 = postgres.run(vols, network=net, aliases=["postgres"])
     pg_ready(s3)
     assert tags(s3) == ["A"]
     # the restored cluster archives its new timeline; the archive stays consistent
-    psql(s3, "INSERT INTO drill VALUES ('C')", db="loomworks")
+    psql(s3, "INSERT INTO drill VALUES ('D')", db="loomworks")
     switch_and_wait(s3)
     assert int(psql(s3, "SELECT timeline_id FROM pg_control_checkpoint()")) >= 2
     rc, out = postgres.one_shot(vols, ["verify-archive"])
     assert rc == 0, out
     stop(s3)
+    assert len([n for n in ls_volume(postgres, vols) if n.startswith("pgdata.before-restore-")]) == 2
 
-    # refusals with one clear line, nothing changed
-    rc, out = postgres.one_shot(pitr, ["restore", "--latest"])
-    assert rc == 1 and "is not empty" in out
-    bad = {**archive_only, "data": postgres.volume("data-bad")}
-    rc, out = postgres.one_shot(bad, ["restore", "--target-time", before_backup_end])
+    # refusals with one clear line; the data stays as it was
+    rc, out = restore(postgres, vols, "--target-time", before_backup_end)
     assert rc == 1, out
-    assert "is before the end of base backup" in out
-    rc, out = postgres.one_shot(bad, ["restore", "--target-time", "2999-01-01 00:00:00+00"])
+    assert len(errors(out)) == 1 and "before the end of every base backup" in errors(out)[0], out
+    rc, out = restore(postgres, vols, "--backup", second, "--target-time", noted)
+    assert rc == 1 and "is before the end of base backup" in out, out
+    rc, out = restore(postgres, vols, "--target-time", "2999-01-01 00:00:00+00")
     assert rc == 1, out
-    assert "beyond the end of the archive" in out
-    assert "emptied again" in out
-    rc, out = postgres.one_shot(bad, ["bash", "-c", "ls -A \"$PGDATA\" | wc -l"])
-    assert (rc, out.strip()) == (0, "0")
-    rc, out = postgres.one_shot(bad, ["restore", "--target-time", "not a time"])
+    assert len(errors(out)) == 1, out
+    assert "beyond the end of the WAL" in errors(out)[0]
+    assert "the old cluster is back in /var/lib/postgresql/data/pgdata, unchanged" in errors(out)[0]
+    rc, out = restore(postgres, vols, "--target-time", "not a time")
     assert rc == 1 and "cannot parse" in out
+    s4 = postgres.run(vols)
+    pg_ready(s4)
+    assert tags(s4) == ["A", "D"]
+    stop(s4)
+
+    # the runbook's "undo the last restore", as written: the cluster before it (A, B, C) is back
+    rc, out = postgres.one_shot(vols, runbook_command("Undo the last restore"))
+    assert rc == 0, out
+    s5 = postgres.run(vols)
+    pg_ready(s5)
+    assert tags(s5) == ["A", "B", "C"]
+    stop(s5)
+
+
+def test_corrupt_archive_file_and_unreadable_backup_keep_the_old_data(postgres):
+    net = postgres.network()
+    vols = postgres.volume_set()
+    server = postgres.run(vols, network=net, aliases=["postgres"])
+    pg_ready(server)
+    psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
+    name = backup(postgres, vols, net)
+    psql(server, "INSERT INTO drill VALUES ('A')", db="loomworks")
+    segment = switch_and_wait(server)
+    psql(server, "INSERT INTO drill VALUES ('B')", db="loomworks")
+    stop(server)
+
+    # a backup file the restore cannot read: refused before anything moves
+    hidden = f"/backups/{name}/PG_VERSION"
+    rc, out = postgres.one_shot(vols, ["bash", "-c", f"chmod 000 {hidden}"])
+    assert rc == 0, out
+    rc, out = restore(postgres, vols, "--latest")
+    assert rc == 1, out
+    assert len(errors(out)) == 1, out
+    assert f"base backup {name} is unreadable or damaged" in errors(out)[0]
+    assert "nothing changed" in errors(out)[0]
+    assert not [n for n in ls_volume(postgres, vols) if n.startswith("pgdata.")]
+    rc, out = postgres.one_shot(vols, ["bash", "-c", f"chmod 600 {hidden}"])
+    assert rc == 0, out
+
+    # a corrupt archive file: recovery stops, the old cluster goes back in place
+    rc, out = postgres.one_shot(vols, ["bash", "-c", f"echo garbage > /wal_archive/{segment}.gz"])
+    assert rc == 0, out
+    rc, out = restore(postgres, vols, "--latest")
+    assert rc == 1, out
+    assert len(errors(out)) == 1, out
+    assert f"archive file /wal_archive/{segment}.gz is corrupt or unreadable" in errors(out)[0]
+    assert "the old cluster is back in /var/lib/postgresql/data/pgdata, unchanged" in errors(out)[0]
+    s2 = postgres.run(vols)
+    pg_ready(s2)
+    assert tags(s2) == ["A", "B"]
 
 
 def test_backup_fails_cleanly_without_server(postgres):
@@ -136,3 +215,24 @@ def test_backup_inside_running_container_uses_the_socket(postgres):
     assert rc == 0, out
     rc, out = exec_sh(c, ["stat", "-c", "%a %U", "/backups", path])
     assert out.split() == ["700", "postgres", "700", "postgres"]
+
+
+def test_restore_after_a_crash_replays_the_crashed_clusters_wal(postgres):
+    """kill -9 (the container's init: every process dies, postmaster.pid stays), volume intact:
+    `restore --latest` in place keeps the crashed cluster and replays its unarchived WAL."""
+    net = postgres.network()
+    vols = postgres.volume_set()
+    server = postgres.run(vols, network=net, aliases=["postgres"])
+    pg_ready(server)
+    psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
+    backup(postgres, vols, net)
+    psql(server, "INSERT INTO drill VALUES ('A')", db="loomworks")
+    server.kill()
+    wait_exited(server)
+    rc, out = restore(postgres, vols, "--latest")
+    assert rc == 0, out
+    assert "not shut down cleanly" in out
+    assert "the partial current segment included" in out
+    s2 = postgres.run(vols)
+    pg_ready(s2)
+    assert tags(s2) == ["A"]

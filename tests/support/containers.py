@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shlex
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -265,6 +266,16 @@ class Postgres(Resources):
         except Exception as e:  # requests' ReadTimeout: show what the container was doing
             raise AssertionError(f"{command} did not finish in {timeout}s:\n{logs(c)[-4000:]}") from e
         return rc, logs(c)
+
+
+def runbook_command(section: str) -> list[str]:
+    """The `docker compose run --rm postgres ...` step of the postgres/README.md runbook section
+    titled ``section``, as written, as the command of a one-shot container (Postgres.one_shot)."""
+    text = (REPO / "postgres" / "README.md").read_text()
+    block = text.split(f"### {section}", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    prefix = "docker compose run --rm postgres "
+    line = next(ln for ln in block.splitlines() if ln.startswith(prefix))
+    return shlex.split(line.removeprefix(prefix))
 
 
 @dataclass

@@ -61,6 +61,17 @@ def test_an_outcome_saying_lost_or_partial_is_refused(tmp_path: Path):
         build(tmp_path, [row("test_a", "drill a", "3 writes lost")])
 
 
+def test_zero_lost_is_allowed_but_a_figure_only_when_the_drill_expects_a_loss(tmp_path: Path):
+    table, _ = build(tmp_path, [row("test_a", "drill a", "12/12 present, 0 lost")])
+    assert "| drill a | 12/12 present, 0 lost | — |" in table
+    for outcome in ("10 lost", "1.0 lost", "0 lost, then 2 lost"):
+        with pytest.raises(SystemExit, match="lost/partial"):
+            build(tmp_path, [row("test_a", "drill a", outcome)])
+    measured = {**row("test_a", "drill a", "3 of 40 acknowledged commits lost"), "expected_loss": True}
+    table, _ = build(tmp_path, [measured])
+    assert "| drill a | 3 of 40 acknowledged commits lost | — |" in table
+
+
 def test_a_pipe_in_a_cell_is_escaped(tmp_path: Path):
     table, _ = build(tmp_path, [row("test_a", "drill a", "a | b")])
     assert "| drill a | a \\| b | — |" in table
