@@ -6,6 +6,10 @@
 #   backup                         base backup into /backups/<UTC timestamp> (pg-backup)
 #   verify-archive                 check /wal_archive (pg-verify-archive)
 #   restore [options]              restore a base backup + archive into an empty PGDATA (pg-restore)
+#   prune [--dry-run]              retention: old base backups and the WAL before them (pg-prune)
+#   backup-scheduler               the backup service: scheduled backups, prune, filestore sync
+#   sync-filestore                 copy new Odoo filestore files into the archive (filestore-archive)
+#   restore-filestore [options]    copy archived filestore files back (filestore-archive)
 #   anything else                  exec'd as given (e.g. bash, psql)
 #
 # Started as root, it fixes the ownership of the volumes and re-executes itself as the
@@ -150,11 +154,15 @@ run_server() {
 main() {
 	if [[ ${1:-} == -* || $# -eq 0 ]]; then set -- postgres "$@"; fi
 	case $1 in
-	postgres | backup | verify-archive | restore)
+	postgres | backup | verify-archive | restore | prune)
 		require_layout
 		if [[ $(id -u) == 0 ]]; then drop_privileges "$@"; fi
 		[[ $(id -un) == postgres ]] || die "must run as root or as the postgres user, not $(id -un)"
 		;;
+	# as root: each step runs as the user that owns its files (postgres, Odoo's filestore user)
+	backup-scheduler) exec backup-scheduler "${@:2}" ;;
+	sync-filestore) exec filestore-archive sync "${@:2}" ;;
+	restore-filestore) exec filestore-archive restore "${@:2}" ;;
 	*) exec "$@" ;;
 	esac
 	local cmd=$1
@@ -164,6 +172,7 @@ main() {
 	backup) exec pg-backup "$@" ;;
 	verify-archive) exec pg-verify-archive "$@" ;;
 	restore) exec pg-restore "$@" ;;
+	prune) exec pg-prune "$@" ;;
 	esac
 }
 
