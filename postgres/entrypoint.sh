@@ -7,7 +7,7 @@
 #   verify-archive                 check /wal_archive (pg-verify-archive)
 #   restore [options]              restore a base backup + archive into an empty PGDATA (pg-restore)
 #   prune [--dry-run]              retention: old base backups and the WAL before them (pg-prune)
-#   backup-scheduler               the backup service: scheduled backups, prune, filestore sync
+#   backup-scheduler               the backup service: scheduled base backups and retention
 #   sync-filestore                 copy new Odoo filestore files into the archive (filestore-archive)
 #   restore-filestore [options]    copy archived filestore files back (filestore-archive)
 #   anything else                  exec'd as given (e.g. bash, psql)
@@ -154,13 +154,12 @@ run_server() {
 main() {
 	if [[ ${1:-} == -* || $# -eq 0 ]]; then set -- postgres "$@"; fi
 	case $1 in
-	postgres | backup | verify-archive | restore | prune)
+	postgres | backup | verify-archive | restore | prune | backup-scheduler)
 		require_layout
 		if [[ $(id -u) == 0 ]]; then drop_privileges "$@"; fi
 		[[ $(id -un) == postgres ]] || die "must run as root or as the postgres user, not $(id -un)"
 		;;
-	# as root: each step runs as the user that owns its files (postgres, Odoo's filestore user)
-	backup-scheduler) exec backup-scheduler "${@:2}" ;;
+	# as the filestore's owner (Odoo's user; started as root, filestore-archive switches to it)
 	sync-filestore) exec filestore-archive sync "${@:2}" ;;
 	restore-filestore) exec filestore-archive restore "${@:2}" ;;
 	*) exec "$@" ;;
@@ -173,6 +172,7 @@ main() {
 	verify-archive) exec pg-verify-archive "$@" ;;
 	restore) exec pg-restore "$@" ;;
 	prune) exec pg-prune "$@" ;;
+	backup-scheduler) exec backup-scheduler "$@" ;;
 	esac
 }
 

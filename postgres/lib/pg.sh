@@ -88,17 +88,27 @@ interval_seconds() {
 	esac
 }
 
-# as_user USER COMMAND...: run COMMAND as USER (name or uid:gid): directly when already that
-# user, through setpriv when root.
-as_user() {
-	local who=$1 uid gid
-	shift
-	if [[ $who == *:* ]]; then uid=${who%%:*} gid=${who#*:}; else uid=$(id -u "$who") gid=$(id -g "$who"); fi
-	if [[ $(id -u) == "$uid" ]]; then
-		"$@"
-	elif [[ $(id -u) == 0 ]]; then
-		setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
-	else
-		die "must run as root or as uid $uid to run $1, not as $(id -un)"
-	fi
+# The status files of the stack's backup and filestore services (container-local, /tmp), which
+# their health checks read (healthcheck.sh backup|filestore).
+status_file() { echo "/tmp/loomworks-$1.status"; }
+
+# set_status SERVICE STATE MESSAGE: record the service's state (starting, ok, failed).
+set_status() {
+	local f
+	f=$(status_file "$1")
+	printf 'state=%s\nat=%s\nmessage=%s\n' "$2" "$(date -u '+%Y-%m-%d %H:%M:%S+00')" "$3" >"$f.tmp"
+	mv -f -- "$f.tmp" "$f"
+}
+
+# check_status SERVICE: one line; exit 1 (die) when the service has not started or its last
+# cycle failed.
+check_status() {
+	local f state at message
+	f=$(status_file "$1")
+	[[ -r $f ]] || die "the $1 service has not started (no $f)"
+	state=$(sed -n 's/^state=//p' "$f")
+	at=$(sed -n 's/^at=//p' "$f")
+	message=$(sed -n 's/^message=//p' "$f")
+	[[ $state != failed ]] || die "$1: last cycle FAILED at $at: $message"
+	echo "$1: $state since $at: $message"
 }

@@ -14,12 +14,13 @@ from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
-SCHEDULER_HEALTH = {"test": ["CMD", "backup-scheduler", "status"], "interval": 1_000_000_000,
+SCHEDULER_HEALTH = {"test": ["CMD", "docker-healthcheck.sh", "backup"], "interval": 1_000_000_000,
                     "timeout": 5_000_000_000, "retries": 1, "start_period": 0}
 
 
 def server_now(c) -> str:
-    return psql(c, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+    return psql(c, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+                   "'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
 
 
 def switch_and_wait(c) -> str:
@@ -69,8 +70,8 @@ def test_prune_keeps_what_the_kept_backups_need_then_pitr_after_the_oldest(postg
     second = take_backup(postgres, vols, net)
     psql(server, "INSERT INTO drill VALUES ('k')", db="loomworks")   # just after the oldest kept backup
     noted = server_now(server)
-    wait_for(lambda: psql(server, f"SELECT clock_timestamp() > '{noted}'::timestamptz + interval '10 ms'") == "t",
-             10, "the clock to pass the noted time", interval=0.02)
+    past = f"SELECT clock_timestamp() > '{noted}'::timestamptz + interval '10 ms'"
+    wait_for(lambda: psql(server, past) == "t", 10, "the clock to pass the noted time", interval=0.02)
     psql(server, "INSERT INTO drill VALUES ('l')", db="loomworks")
     switch_and_wait(server)
     third = take_backup(postgres, vols, net)
@@ -122,7 +123,8 @@ def test_prune_refuses_a_bad_retention_and_keeps_everything_without_backups(post
     rc, out = postgres.one_shot(vols, ["prune"], env={"BACKUP_RETENTION": "two"})
     assert rc == 1
     assert out.strip() == "pg-prune: error: BACKUP_RETENTION must be a non-negative integer, got 'two'"
-    rc, out = postgres.one_shot(vols, ["bash", "-c", "touch /wal_archive/000000010000000000000001.gz && pg-prune"])
+    script = "touch /wal_archive/000000010000000000000001.gz && pg-prune"
+    rc, out = postgres.one_shot(vols, ["bash", "-c", script])
     assert rc == 0, out
     assert "no complete base backup in /backups: nothing to prune" in out
     assert ls(postgres, vols, "/wal_archive") == ["000000010000000000000001.gz"]
@@ -139,19 +141,26 @@ def test_scheduler_backs_up_on_its_interval_prunes_and_reports_failures(postgres
     wait_log(sched, "started: base backup every 2s after the newest backup, keeping 2", 30)
     wait_log(sched, "cycle complete", 120, count=3)
     wait_health(sched, "healthy", 30)
-    assert "filestore archive off (/var/lib/odoo not mounted)" in sched.logs().decode()
-    rc, out = exec_sh(sched, ["bash", "-c", "ls -1 /backups"])
-    names = [n for n in out.split() if re.fullmatch(r"\d{8}T\d{6}Z", n)]
-    assert 1 <= len(names) <= 2, out   # the third cycle pruned the first
-
     # the server goes away: one error line, the health check turns unhealthy
     server.stop(timeout=30)
     line = wait_log(sched, "backup-scheduler: error: base backup failed", 60)
     assert "the health check reports unhealthy until a cycle succeeds" in line
     wait_health(sched, "unhealthy", 30)
-    r = sched.exec_run(["backup-scheduler", "status"])
+    r = sched.exec_run(["docker-healthcheck.sh", "backup"])
     assert r.exit_code == 1
-    assert "last backup cycle FAILED at" in r.output.decode() and "base backup failed (exit 1)" in r.output.decode()
+    assert r.output.decode().startswith("healthcheck: error: backup: last cycle FAILED at 2")
+    assert r.output.decode().strip().endswith(": base backup failed (exit 1)")
+
+    # (no cycle succeeds now) BACKUP_RETENTION=2 kept two backups, and the retention line for
+    # the filestore archive is the oldest one's start
+    rc, out = exec_sh(sched, ["bash", "-c", "ls -1 /backups"])
+    names = [n for n in out.split() if re.fullmatch(r"\d{8}T\d{6}Z", n)]
+    assert len(names) == 2, out   # the third cycle pruned the first
+    label = f"/backups/{names[0]}/backup_label"
+    rc, out = exec_sh(sched, ["bash", "-c", f"cat /filestore_archive/.retain-since; "
+                              f"date -d \"$(sed -n 's/^START TIME: //p' {label})\" +%s"])
+    line, start = out.split()
+    assert line == start, out
 
     # it comes back: the next attempt succeeds and the service is healthy again
     server.start()
