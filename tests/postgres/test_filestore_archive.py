@@ -95,7 +95,7 @@ def test_sync_mark_prune_restore(postgres):
     # restore into an empty data volume: every archived file, byte for byte, owned by Odoo's user
     v.write(gone, gone_data)
     rc, out = v.cmd("filestore-archive", "sync")
-    assert "1 new file(s) archived, 0 left for the next run, 0 newly gone, 0 back" in out, out
+    assert "1 new file(s) archived, 0 left for the next run, 0 newly gone from the filestore, 0 back" in out
     fresh = postgres.volume("odoo-fresh")
     rc, out = v.cmd("restore-filestore", "--target-time", "2026-01-01 00:00:00+00", user="0", data=fresh)
     assert rc == 0, out
@@ -127,6 +127,12 @@ def test_bad_input_and_a_corrupt_archive_file_fail_in_one_line(postgres):
                                     "as a time")
     rc, out = v.cmd("filestore-archive", "prune", "--before", "soon")
     assert rc == 1 and "usage: filestore-archive" in out
+    c = postgres.run(command=["filestore-archive", "run"], volumes=v.mounts(), publish=False, user=ODOO,
+                     env={"FILESTORE_SYNC_INTERVAL": "0s"})
+    assert c.wait(timeout=60)["StatusCode"] == 1
+    assert c.logs().decode().strip() == ("filestore-archive: error: FILESTORE_SYNC_INTERVAL must be an "
+                                         "interval N followed by s, m, h or d (e.g. 30s, 15m, 6h, 1d), or "
+                                         "hourly, daily, weekly; got '0s'")
     c = postgres.run(command=["filestore-archive", "sync"], publish=False, user=ODOO)
     assert c.wait(timeout=60)["StatusCode"] == 1
     assert c.logs().decode().strip() == ("filestore-archive: error: /var/lib/odoo is not a mounted volume "

@@ -174,7 +174,6 @@ def test_scheduler_backs_up_on_its_interval_prunes_and_reports_failures(postgres
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("BACKUP_SCHEDULE", "sometimes", "BACKUP_SCHEDULE must be an interval N followed by s, m, h or d"),
     ("BACKUP_SCHEDULE", "25:00", "BACKUP_SCHEDULE must be a time HH:MM (00:00..23:59, UTC), got '25:00'"),
-    ("FILESTORE_SYNC_INTERVAL", "0s", "FILESTORE_SYNC_INTERVAL must be an interval"),
 ])
 def test_scheduler_refuses_a_bad_setting_in_one_line(postgres, name, value, message):
     rc, out = postgres.one_shot({}, ["backup-scheduler"], env={name: value})
