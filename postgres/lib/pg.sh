@@ -16,6 +16,7 @@ defaults() {
 	: "${BACKUP_SCHEDULE:=daily}"
 	: "${BACKUP_RETENTION:=7}"
 	: "${FILESTORE_SYNC_INTERVAL:=5m}"
+	: "${WAL_STREAM:=off}"
 }
 
 # pg_bin: sets PGBIN, the directory of PostgreSQL's programs (initdb, pg_ctl, postgres,

@@ -38,6 +38,7 @@ ALLOWED_CAPS = {
     "postgres": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
     # the same entrypoint step (postgres image), then backup-scheduler as postgres
     "backup": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
+    "walstream": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
     "filestore": set(),
     "redis": set(),
     "odoo": set(),
@@ -47,8 +48,9 @@ ALLOWED_CAPS = {
 TMPFS = {"odoo": {"/run/odoo", "/tmp"}, "nginx": {"/tmp/nginx", "/var/cache/nginx"}, "redis": {"/run/redis"},
          "filestore": {"/tmp"}}
 READ_ONLY_ROOT = tuple(TMPFS)
-# The user every server process runs as (postgres, backup: all but PID 1, see ROOT_INIT).
-UIDS = {"postgres": 999, "backup": 999, "filestore": 1000, "redis": 999, "odoo": 1000, "nginx": 101}
+# The user every server process runs as (postgres, backup, walstream: all but PID 1, see ROOT_INIT).
+UIDS = {"postgres": 999, "backup": 999, "walstream": 999, "filestore": 1000, "redis": 999, "odoo": 1000,
+        "nginx": 101}
 DOMAIN = "loomworks.localhost"  # the nginx image's default LOOMWORKS_DOMAIN (the stack sets none)
 
 
@@ -86,7 +88,7 @@ def proc_status(st: Stack, service: str) -> dict[str, dict[str, str]]:
 # postgres: the image starts as root to chown its volumes, then the entrypoint drops to
 # the postgres user (setpriv). Only PID 1, dumb-init (signal forwarder and reaper, runs
 # nothing else), stays root with the five capabilities compose adds back for that step.
-ROOT_INIT = {"postgres": "dumb-init", "backup": "dumb-init"}
+ROOT_INIT = {"postgres": "dumb-init", "backup": "dumb-init", "walstream": "dumb-init"}
 PROBES = ("sh", "cat", "tr", "docker-healthcheck.sh"[:15], "pg_isready", "psql")  # our probe / a health check
 # A health check script started through `#!/usr/bin/env bash` is named "bash": told by its command line.
 PROBE_SCRIPT = "healthcheck"

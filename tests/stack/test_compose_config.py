@@ -22,8 +22,8 @@ pytestmark = [
 DEV = ("docker-compose.yml", "docker-compose.dev.yml")
 VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 # The image folder of each service, whose `defaults` function owns its settings' defaults.
-IMAGE_DIRS = {"postgres": "postgres", "backup": "postgres", "filestore": "postgres", "redis": "redis",
-              "odoo": "docker", "nginx": "nginx"}
+IMAGE_DIRS = {"postgres": "postgres", "backup": "postgres", "filestore": "postgres", "walstream": "postgres",
+              "redis": "redis", "odoo": "docker", "nginx": "nginx"}
 DEFAULT_RE = re.compile(r"\$\{([A-Z0-9_]+):=([^}]*)\}")
 RENAMED_RE = re.compile(r"^\s*renamed ([A-Z0-9_]+) ([A-Z0-9_]+)$", re.M)
 
@@ -85,11 +85,11 @@ def test_no_version_key_and_four_services_built_by_the_project(base):
     assert set(base["services"]) == set(SERVICES)
     dockerfiles = {"postgres": "postgres/Dockerfile", "redis": "redis/Dockerfile",
                    "odoo": "docker/Dockerfile", "nginx": "nginx/Dockerfile"}
-    names = {"postgres": "postgres", "backup": "postgres", "filestore": "postgres", "redis": "redis",
-             "odoo": "erp", "nginx": "nginx"}
+    names = {"postgres": "postgres", "backup": "postgres", "filestore": "postgres", "walstream": "postgres",
+             "redis": "redis", "odoo": "erp", "nginx": "nginx"}
     for name, svc in base["services"].items():
         assert svc["image"] == f"loomworks/{names[name]}:{TAG}"
-        if name in ("backup", "filestore"):  # the postgres service's image, built once
+        if name in ("backup", "filestore", "walstream"):  # the postgres service's image, built once
             assert "build" not in svc and svc["depends_on"]["postgres"]["condition"] == "service_healthy"
             continue
         assert svc["build"]["context"] == str(REPO)
@@ -131,6 +131,7 @@ def test_named_volumes_declared_and_mounted(base):
                                   "/backups": "pg_backups"}
     assert mounts("backup") == {"/wal_archive": "wal_archive", "/backups": "pg_backups",
                                 "/filestore_archive": "filestore_archive"}
+    assert mounts("walstream") == {"/wal_archive": "wal_archive"}
     assert mounts("filestore") == {"/var/lib/odoo": "odoo_data", "/filestore_archive": "filestore_archive"}
     assert mounts("odoo") == {"/var/lib/odoo": "odoo_data"}
     assert mounts("redis") == {"/data": "redis_data"}
@@ -138,7 +139,7 @@ def test_named_volumes_declared_and_mounted(base):
 
 
 def test_only_nginx_is_published_on_loopback_by_default(base):
-    for name in ("postgres", "backup", "filestore", "redis", "odoo"):
+    for name in ("postgres", "backup", "filestore", "walstream", "redis", "odoo"):
         assert not base["services"][name].get("ports"), name
     ports = {p["target"]: p for p in base["services"]["nginx"]["ports"]}
     assert set(ports) == {8069, 8080, 8443}
