@@ -60,9 +60,9 @@ def kill_and_restore(postgres, stream: bool) -> tuple[list[int], set[int], str]:
         wait_for(lambda: psql(server, "SELECT sync_state FROM pg_stat_replication "
                                       "WHERE application_name = 'loomworks_walstream'") == "sync",
                  60, "the WAL receiver to be the synchronous standby")
+    psql(server, "CREATE TABLE acked(id int PRIMARY KEY)", db="loomworks")
     rc, out = postgres.one_shot({"backups": vols["backups"]}, ["backup"], network=net)
     assert rc == 0, out
-    psql(server, "CREATE TABLE acked(id int PRIMARY KEY)", db="loomworks")
 
     acked: list[int] = []
     stop = threading.Event()
@@ -81,7 +81,7 @@ def kill_and_restore(postgres, stream: bool) -> tuple[list[int], set[int], str]:
     assert rc == 0, out
     restored = postgres.run(fresh, env={"WAL_STREAM": "off"})
     pg_ready(restored)
-    present = {int(x) for x in psql(restored, "SELECT string_agg(id::text, ' ') FROM acked",
+    present = {int(x) for x in psql(restored, "SELECT coalesce(string_agg(id::text, ' '), '') FROM acked",
                                     db="loomworks").split()}
     return acked, present, logs(restored)
 
