@@ -138,7 +138,8 @@ def test_scheduler_backs_up_on_its_interval_prunes_and_reports_failures(postgres
     sched = postgres.run({"arch": vols["arch"], "backups": vols["backups"]}, command=["backup-scheduler"],
                          env={"BACKUP_SCHEDULE": "2s", "BACKUP_RETENTION": "2"}, network=net,
                          publish=False, healthcheck=SCHEDULER_HEALTH)
-    wait_log(sched, "started: base backup every 2s after the newest backup, keeping 2", 30)
+    wait_log(sched, "started: base backup every 2s after the newest backup's start (BACKUP_SCHEDULE=2s), "
+                    "keeping 2", 30)
     wait_log(sched, "cycle complete", 120, count=3)
     wait_health(sched, "healthy", 30)
     # the server goes away: one error line, the health check turns unhealthy
