@@ -58,7 +58,7 @@ def pgbackrest_conf(root: Path, cluster: PgCluster) -> str:
     return f"--config={conf} --stanza=bench"
 
 
-def start_restored(datadir: Path, sock: Path) -> tuple[subprocess.Popen, int]:
+def start_restored(datadir: Path, sock: Path, password: str) -> tuple[subprocess.Popen, int]:
     """Start a restored data directory on a free port; returns once recovery has promoted it."""
     port = free_port()
     proc = subprocess.Popen(["runuser", "-u", "postgres", "--", str(PG_BIN / "postgres"), "-D", str(datadir),
@@ -70,17 +70,18 @@ def start_restored(datadir: Path, sock: Path) -> tuple[subprocess.Popen, int]:
         if proc.poll() is not None:
             raise BenchFailure(f"restored server in {datadir} exited ({proc.returncode})")
         r = subprocess.run([str(PG_BIN / "psql"), "-h", str(sock), "-p", str(port), "-U", "postgres", "-XAtq",
-                            "-c", "SELECT pg_is_in_recovery()"], capture_output=True, text=True, check=False)
+                            "-c", "SELECT pg_is_in_recovery()"], capture_output=True, text=True, check=False,
+                           env={"PGPASSWORD": password})
         return r.stdout.strip() == "f"
 
     wait_for(promoted, 3600, f"{datadir} to finish recovery", interval=0.2)
     return proc, port
 
 
-def count_rows(sock: Path, port: int) -> int:
+def count_rows(sock: Path, port: int, password: str) -> int:
     r = subprocess.run([str(PG_BIN / "psql"), "-h", str(sock), "-p", str(port), "-U", "postgres", "-XAtq",
                         "-c", "SELECT count(*) FROM pgbench_accounts"],
-                       capture_output=True, text=True, check=True)
+                       capture_output=True, text=True, check=True, env={"PGPASSWORD": password})
     return int(r.stdout.strip())
 
 
@@ -126,7 +127,8 @@ def run(ctx: Context) -> list[Row]:
     try:
         subprocess.run([str(PG_BIN / "pgbench"), "-i", "-s", str(scale), "-q"], env=cluster.env, check=True,
                        capture_output=True)
-        rows = count_rows(Path(cluster.root), cluster.port)
+        rows = int(cluster.psql("SELECT count(*) FROM pgbench_accounts"))
+        pw = cluster.password
         raw["db_mb"] = round(int(cluster.psql("SELECT pg_database_size('postgres')")) / 2**20)
         say(f"backup: database of {raw['db_mb']} MB (pgbench -s {scale})")
         env = {**LIB_ENV, "PG_MAJOR": "15", "BACKUP_DIR": str(backups), "WAL_ARCHIVE_DIR": str(arch),
@@ -160,17 +162,17 @@ def run(ctx: Context) -> list[Row]:
         if r.returncode != 0:
             raise BenchFailure(f"restore --latest failed:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
         subprocess.run(["chown", "-R", "postgres:postgres", str(ours), str(arch), str(backups)], check=True)
-        proc, port = start_restored(ours, sock)
-        ours_rows = count_rows(sock, port)
+        proc, port = start_restored(ours, sock, pw)
+        ours_rows = count_rows(sock, port, pw)
         proc.terminate()
         proc.wait(60)
         theirs = make_archive_dir() / "data"
         t0 = time.monotonic()
         as_postgres("mkdir", "-m", "700", theirs)
         as_postgres("pgbackrest", *opts.split(), f"--pg1-path={theirs}", "restore", env=pgbr_env)
-        proc, port = start_restored(theirs, sock)
+        proc, port = start_restored(theirs, sock, pw)
         raw["pgbackrest_restore_s"] = time.monotonic() - t0
-        theirs_rows = count_rows(sock, port)
+        theirs_rows = count_rows(sock, port, pw)
         proc.terminate()
         proc.wait(60)
         if not rows == ours_rows == theirs_rows:
