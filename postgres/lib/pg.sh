@@ -89,6 +89,18 @@ interval_seconds() {
 	esac
 }
 
+# pgpass_env HOST PORT USER PASSWORD: a private passfile for libpq (PGPASSFILE, PGHOST, PGPORT,
+# PGUSER exported), so that the password is in no process's environment or argv. Sets
+# PGPASS_TMP (the caller removes it).
+pgpass_env() {
+	local pw=${4//\\/\\\\}
+	pw=${pw//:/\\:}
+	PGPASS_TMP=$(mktemp)
+	chmod 0600 "$PGPASS_TMP"
+	printf '*:*:*:%s:%s\n' "${3//:/\\:}" "$pw" >"$PGPASS_TMP"
+	export PGHOST=$1 PGPORT=$2 PGUSER=$3 PGPASSFILE=$PGPASS_TMP
+}
+
 # The status files of the stack's backup and filestore services (container-local, /tmp), which
 # their health checks read (healthcheck.sh backup|filestore).
 status_file() { echo "/tmp/loomworks-$1.status"; }
