@@ -242,10 +242,11 @@ def test_database_manager_unreachable_and_list_db_off(stack: Stack, drill):
 PROC_DUMP = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\" 2>/dev/null; echo; done"
 # Each readable /proc/<pid>/environ, after a line @@<pid>. Reading another process's environ
 # needs its uid (no container keeps CAP_SYS_PTRACE): postgres is read as root (PID 1,
-# dumb-init) and as postgres (the server); the other services as their image's user.
+# dumb-init) and as postgres (the server); backup and walstream (the same image) likewise; the
+# other services as their image's (or compose's) user.
 ENVIRON_DUMP = ('for d in /proc/[0-9]*; do if e=$(tr "\\0" "\\n" 2>/dev/null < "$d/environ"); then '
                 'echo "@@${d#/proc/}"; echo "$e"; fi; done')
-SCAN_USERS = {"postgres": ("0", "postgres")}
+SCAN_USERS = {"postgres": ("0", "postgres"), "backup": ("0", "postgres"), "walstream": ("0", "postgres")}
 
 
 def environ_of_every_process(st: Stack, service: str) -> str:
