@@ -7,6 +7,11 @@
 #   backup                         base backup into /backups/<UTC timestamp> (pg-backup)
 #   verify-archive                 check /wal_archive (pg-verify-archive)
 #   restore [options]              point-in-time restore in place, the old cluster kept (pg-restore)
+#   prune [--dry-run]              retention: old base backups and the WAL before them (pg-prune)
+#   backup-scheduler               the backup service: scheduled base backups and retention
+#   wal-stream                     the walstream service: synchronous WAL receiver (WAL_STREAM)
+#   sync-filestore                 copy new Odoo filestore files into the archive (filestore-archive)
+#   restore-filestore [options]    copy archived filestore files back (filestore-archive)
 #   anything else                  exec'd as given (e.g. bash, psql)
 #
 # Started as root, it fixes the ownership of the volumes and re-executes itself as the
@@ -166,17 +171,26 @@ run_server() {
 	fi
 	ensure_include
 	unset POSTGRES_PASSWORD DB_PASSWORD
+	normalize_bool WAL_STREAM
+	if [[ $WAL_STREAM == True ]]; then
+		# commits wait until the walstream service (wal-stream) has flushed them
+		log "WAL_STREAM is on: commits are acknowledged once the WAL receiver loomworks_walstream has them"
+		set -- -c synchronous_standby_names=loomworks_walstream "$@"
+	fi
 	exec "$PGBIN/postgres" -D "$PGDATA" "$@"
 }
 
 main() {
 	if [[ ${1:-} == -* || $# -eq 0 ]]; then set -- postgres "$@"; fi
 	case $1 in
-	postgres | backup | verify-archive | restore)
+	postgres | backup | verify-archive | restore | prune | backup-scheduler | wal-stream)
 		require_layout
 		if [[ $(id -u) == 0 ]]; then drop_privileges "$@"; fi
 		[[ $(id -un) == postgres ]] || die "must run as root or as the postgres user, not $(id -un)"
 		;;
+	# as the filestore's owner (Odoo's user; started as root, filestore-archive switches to it)
+	sync-filestore) exec filestore-archive sync "${@:2}" ;;
+	restore-filestore) exec filestore-archive restore "${@:2}" ;;
 	*) exec "$@" ;;
 	esac
 	local cmd=$1
@@ -192,6 +206,9 @@ main() {
 		prepare_pgdata
 		exec pg-restore "$@"
 		;;
+	prune) exec pg-prune "$@" ;;
+	backup-scheduler) exec backup-scheduler "$@" ;;
+	wal-stream) exec wal-stream "$@" ;;
 	esac
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Docker HEALTHCHECK of loomworks/postgres (and Compose's). Healthy = the server accepts
 # connections on its socket (pg_isready) AND answers a real query as POSTGRES_USER.
+#   docker-healthcheck.sh backup|filestore|walstream   the stack's service of that name instead:
+#   healthy unless its last cycle failed (the status its loop records, lib/pg.sh check_status).
 set -Eeuo pipefail
 
 # shellcheck source=docker/lib/common.sh
@@ -9,6 +11,14 @@ set -Eeuo pipefail
 . "$(lib_path pg.sh)"
 
 main() {
+	case ${1:-} in
+	backup | filestore | walstream)
+		check_status "$1"
+		return
+		;;
+	"") ;;
+	*) die "usage: docker-healthcheck.sh [backup | filestore | walstream]" ;;
+	esac
 	local sock=/var/run/postgresql user out
 	defaults
 	pg_bin

@@ -72,6 +72,13 @@ COVERED_ELSEWHERE = [
     ("fault: PostgreSQL kill -9 under a write burst; archive unwritable or full (loopback cluster)",
      ["tests/postgres/test_archiving_cluster.py::test_kill9_during_write_burst_leaves_no_gap",
       "tests/postgres/test_archiving_cluster.py::test_failed_archiving_keeps_segment_and_catches_up"]),
+    ("backup: retention pruning (BACKUP_RETENTION=2), verify-archive passes, then a point-in-time restore "
+     "to just after the oldest kept backup",
+     ["tests/postgres/test_retention.py::test_prune_keeps_what_the_kept_backups_need_then_pitr_after_the_oldest"]),
+    ("backup: scheduled backups on an interval; a failed cycle is one log line and an unhealthy service",
+     ["tests/postgres/test_retention.py::test_scheduler_backs_up_on_its_interval_prunes_and_reports_failures"]),
+    ("backup: corrupt filestore archive file, bad restore-filestore input: one clear line",
+     ["tests/postgres/test_filestore_archive.py::test_bad_input_and_a_corrupt_archive_file_fail_in_one_line"]),
 ]
 
 

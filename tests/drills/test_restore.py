@@ -46,13 +46,17 @@ def backup(st: Stack) -> None:
 
 
 def restore_latest(st: Stack) -> tuple[str, float]:
-    """The runbook's restore after `docker compose stop odoo postgres`: `restore --latest`, `up`;
+    """The runbook's restore after `docker compose stop odoo postgres`: `restore --latest`, the
+    filestore's `restore-filestore --latest`, `up`;
     its output and the seconds from the start of the restore to every service healthy."""
     start = time.monotonic()
     r = compose_run(st, "restore", "--latest")
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
     assert "restore complete" in out, out[-4000:]
+    files = st.run("run", "--rm", "-T", "--no-deps", "filestore", "restore-filestore", "--latest",
+                   check=False)
+    assert files.returncode == 0 and "filestore restored" in files.stdout + files.stderr, files.stderr[-2000:]
     try:
         st.up()
         st.wait_healthy(600)

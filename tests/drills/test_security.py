@@ -30,15 +30,21 @@ SECRET_NAMES = ("postgres_password", "db_password", "odoo_admin_passwd", "redis_
 ALLOWED_CAPS = {
     # entrypoint chowns the data/archive volumes as root, then setpriv's to postgres
     "postgres": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
+    # the same entrypoint step (postgres image), then backup-scheduler as postgres
+    "backup": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
+    "walstream": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
+    "filestore": set(),
     "redis": set(),
     "odoo": set(),
     "nginx": set(),
 }
 # The writable paths besides named volumes, per read-only service (README's Security defaults).
-TMPFS = {"odoo": {"/run/odoo", "/tmp"}, "nginx": {"/tmp/nginx", "/var/cache/nginx"}, "redis": {"/run/redis"}}
+TMPFS = {"odoo": {"/run/odoo", "/tmp"}, "nginx": {"/tmp/nginx", "/var/cache/nginx"}, "redis": {"/run/redis"},
+         "filestore": {"/tmp"}}
 READ_ONLY_ROOT = tuple(TMPFS)
-# The user every server process runs as (postgres: all but PID 1, see ROOT_INIT).
-UIDS = {"postgres": 999, "redis": 999, "odoo": 1000, "nginx": 101}
+# The user every server process runs as (postgres, backup, walstream: all but PID 1, see ROOT_INIT).
+UIDS = {"postgres": 999, "backup": 999, "walstream": 999, "filestore": 1000, "redis": 999, "odoo": 1000,
+        "nginx": 101}
 DOMAIN = "loomworks.localhost"  # the nginx image's default LOOMWORKS_DOMAIN (the stack sets none)
 
 
@@ -74,8 +80,9 @@ def proc_status(st: Stack, service: str) -> dict[str, dict[str, str]]:
 
 
 # postgres starts as root to chown its volumes, then setpriv's to postgres; only PID 1, dumb-init
-# (forwards signals, reaps), stays root, with the five capabilities compose adds back for that.
-ROOT_INIT = {"postgres": "dumb-init"}
+# (forwards signals, reaps), stays root, with the five capabilities compose adds back for that
+# (so do the backup and walstream services, which run the same image).
+ROOT_INIT = {"postgres": "dumb-init", "backup": "dumb-init", "walstream": "dumb-init"}
 PROBES = ("sh", "cat", "tr", "docker-healthcheck.sh"[:15], "pg_isready", "psql")  # our probe / a health check
 # A health check script started through `#!/usr/bin/env bash` is named "bash": told by its command line.
 PROBE_SCRIPT = "healthcheck"
@@ -227,10 +234,11 @@ def test_database_manager_unreachable_and_list_db_off(stack: Stack, drill):
 PROC_DUMP = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\" 2>/dev/null; echo; done"
 # Each readable /proc/<pid>/environ, after a line @@<pid>. Reading another process's environ
 # needs its uid (no container keeps CAP_SYS_PTRACE): postgres is read as root (PID 1,
-# dumb-init) and as postgres (the server); the other services as their image's user.
+# dumb-init) and as postgres (the server); backup and walstream (the same image) likewise; the
+# other services as their image's (or compose's) user.
 ENVIRON_DUMP = ('for d in /proc/[0-9]*; do if e=$(tr "\\0" "\\n" 2>/dev/null < "$d/environ"); then '
                 'echo "@@${d#/proc/}"; echo "$e"; fi; done')
-SCAN_USERS = {"postgres": ("0", "postgres")}
+SCAN_USERS = {"postgres": ("0", "postgres"), "backup": ("0", "postgres"), "walstream": ("0", "postgres")}
 
 
 def environ_of_every_process(st: Stack, service: str) -> str:

@@ -22,7 +22,8 @@ pytestmark = [
 DEV = ("docker-compose.yml", "docker-compose.dev.yml")
 VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 # The image folder of each service, whose `defaults` function owns its settings' defaults.
-IMAGE_DIRS = {"postgres": "postgres", "redis": "redis", "odoo": "docker", "nginx": "nginx"}
+IMAGE_DIRS = {"postgres": "postgres", "backup": "postgres", "filestore": "postgres", "walstream": "postgres",
+              "redis": "redis", "odoo": "docker", "nginx": "nginx"}
 DEFAULT_RE = re.compile(r"\$\{([A-Z0-9_]+):=([^}]*)\}")
 RENAMED_RE = re.compile(r"^\s*renamed ([A-Z0-9_]+) ([A-Z0-9_]+)$", re.M)
 
@@ -84,8 +85,13 @@ def test_no_version_key_and_four_services_built_by_the_project(base):
     assert set(base["services"]) == set(SERVICES)
     dockerfiles = {"postgres": "postgres/Dockerfile", "redis": "redis/Dockerfile",
                    "odoo": "docker/Dockerfile", "nginx": "nginx/Dockerfile"}
-    names = {"postgres": "postgres", "redis": "redis", "odoo": "erp", "nginx": "nginx"}
+    names = {"postgres": "postgres", "backup": "postgres", "filestore": "postgres", "walstream": "postgres",
+             "redis": "redis", "odoo": "erp", "nginx": "nginx"}
     for name, svc in base["services"].items():
+        assert svc["image"] == f"loomworks/{names[name]}:{TAG}"
+        if name in ("backup", "filestore", "walstream"):  # the postgres service's image, built once
+            assert "build" not in svc and svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+            continue
         assert svc["build"]["context"] == str(REPO)
         assert svc["build"]["dockerfile"] == dockerfiles[name]
         assert svc["image"] == f"loomworks/{names[name]}:{TAG}"
@@ -110,26 +116,30 @@ def test_every_service_has_healthcheck_restart_limits_logs_and_hardening(base):
         assert svc["logging"]["options"]["max-size"] and svc["logging"]["options"]["max-file"], name
         assert "no-new-privileges:true" in svc["security_opt"], name
         assert svc["cap_drop"] == ["ALL"], name
-    for name in ("redis", "odoo", "nginx"):
+    for name in ("filestore", "redis", "odoo", "nginx"):
         assert base["services"][name]["read_only"] is True, name
 
 
 def test_named_volumes_declared_and_mounted(base):
     assert set(base["volumes"]) >= {"postgres_data", "odoo_data", "wal_archive", "pg_backups",
-                                    "redis_data", "nginx_certs"}
+                                    "filestore_archive", "redis_data", "nginx_certs"}
 
     def mounts(svc: str) -> dict[str, str]:
         return {v["target"]: v["source"] for v in base["services"][svc]["volumes"] if v["type"] == "volume"}
 
     assert mounts("postgres") == {"/var/lib/postgresql/data": "postgres_data", "/wal_archive": "wal_archive",
                                   "/backups": "pg_backups"}
+    assert mounts("backup") == {"/wal_archive": "wal_archive", "/backups": "pg_backups",
+                                "/filestore_archive": "filestore_archive"}
+    assert mounts("walstream") == {"/wal_archive": "wal_archive"}
+    assert mounts("filestore") == {"/var/lib/odoo": "odoo_data", "/filestore_archive": "filestore_archive"}
     assert mounts("odoo") == {"/var/lib/odoo": "odoo_data"}
     assert mounts("redis") == {"/data": "redis_data"}
     assert mounts("nginx") == {"/var/lib/nginx/certs": "nginx_certs"}
 
 
 def test_only_nginx_is_published_on_loopback_by_default(base):
-    for name in ("postgres", "redis", "odoo"):
+    for name in ("postgres", "backup", "filestore", "walstream", "redis", "odoo"):
         assert not base["services"][name].get("ports"), name
     ports = {p["target"]: p for p in base["services"]["nginx"]["ports"]}
     assert set(ports) == {8069, 8080, 8443}

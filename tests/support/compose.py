@@ -26,7 +26,7 @@ from tests.support.rpc import login
 from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("postgres", "redis", "odoo", "nginx")
+SERVICES = ("postgres", "backup", "filestore", "walstream", "redis", "odoo", "nginx")
 DEV_SECRETS = REPO / "secrets.dev"
 # Override that mounts the test addon lwtest_slow (GET /lwtest/sleep, GET /lwtest/bus/send).
 TEST_ADDON = "tests/docker/addons/compose.lwtest_slow.yml"
