@@ -11,7 +11,7 @@ ODOO_REPO ?= https://github.com/odoo/odoo
 ODOO_REF ?= 18.0
 PYTEST_ARGS ?=
 
-.PHONY: help test test-run venv odoo prepare lint up up-run dev down drills bench
+.PHONY: help test test-run venv odoo prepare lint up up-run dev down drills bench swarm-up swarm-down swarm-upgrade swarm-drills
 
 help:
 	@echo "make up      prepare the host, build and start the stack, wait until every service is healthy"
@@ -21,6 +21,10 @@ help:
 	@echo "make odoo    fetch Odoo $(ODOO_REF) from $(ODOO_REPO) into the cache"
 	@echo "make drills  fault drills and security checks; rewrites README's drill table"
 	@echo "make bench   every benchmark beside its anchor (bench/results/summary.md)"
+	@echo "make swarm-up       the stack on Docker Swarm (swarm init when needed), ODOO_REPLICAS Odoo replicas"
+	@echo "make swarm-upgrade  IMAGE=...: migrations once (one-off job), then a rolling update"
+	@echo "make swarm-down     remove the Swarm stack (and leave the swarm swarm-up created)"
+	@echo "make swarm-drills   Swarm drills (rolling update, rollback, kill); rewrites README's Swarm table"
 	@echo "make lint    ruff, shellcheck, hadolint (when installed)"
 
 # The venv is rebuilt when a requirements file changes or the Odoo tree moves.
@@ -92,3 +96,21 @@ drills: venv
 # BENCH_QUICK=1 for shorter runs; BENCH_ONLY=health,proxy to select sections (bench/README.md).
 bench: venv
 	$(VENV)/bin/python -m bench $(if $(filter 1 true yes,$(BENCH_QUICK)),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
+
+# Docker Swarm (swarm/docker-stack.yml, README "Scaling out"): builds the images as `up` does
+# (a multi-node cluster pulls them from a registry instead), then swarm/stack does the rest.
+swarm-up: prepare
+	docker/build-base-image
+	$(if $(ODOO_TREE),$(PYTHON) -c 'import sys; from tests.support.images import prepare_odoo_context as p; p(sys.argv[1])' "$(ODOO_TREE)")
+	COMPOSE_BAKE=false $(if $(HOST_CA),BUILD_CA_BUNDLE="$${BUILD_CA_BUNDLE:-$(HOST_CA)}") docker compose build
+	swarm/stack up
+
+swarm-upgrade:
+	swarm/stack upgrade $(IMAGE)
+
+swarm-down:
+	swarm/stack down
+
+# The long Swarm drills; rewrites README's Swarm drill table.
+swarm-drills: venv
+	$(VENV)/bin/python -m tests.drills.report --tests tests/swarm --section swarm-drills

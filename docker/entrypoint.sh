@@ -4,6 +4,8 @@
 #       wait for PostgreSQL, initialise DB_NAME when needed, migrate, exec the server.
 #   odoo SUBCOMMAND ...  -> render the config, then run it as given (odoo shell, ...).
 #   check-config         -> validate env and render the config, then exit (0 when valid).
+#   migrate              -> wait for PostgreSQL, initialise and migrate DB_NAME, then exit
+#                           (a one-off task before replicas with AUTO_MIGRATE=false roll).
 #   anything else        -> run as given (bash, odoo --version, ...).
 # Every variable is documented in docker/README.md; its default is in `defaults` below.
 set -Eeuo pipefail
@@ -252,6 +254,13 @@ main() {
 	if [[ $1 == check-config ]]; then
 		configure
 		log "configuration OK: $CONF"
+		exit 0
+	fi
+	if [[ $1 == migrate ]]; then
+		configure
+		wait_for_db
+		AUTO_MIGRATE=True prepare_databases
+		log "migration done"
 		exit 0
 	fi
 	[[ $1 == -* ]] && set -- odoo "$@"

@@ -56,7 +56,8 @@ def test_docker_stop_serves_requests_queued_beyond_the_busy_workers(stack: Stack
     requests_ = slow_requests(stack, n)
     wait_for(lambda: stack.logs("odoo", tail=200).count(f"sleeping {SECONDS} s") >= WORKERS, 60,
              f"{WORKERS} slow requests running", interval=0.2)
-    wait_for(lambda: accept_queue(stack) == n - WORKERS, 30, f"{n - WORKERS} connections queued", interval=0.2)
+    wait_for(lambda: accept_queue(stack) == n - WORKERS, 30, f"{n - WORKERS} connections queued",
+             interval=0.2)
     started = time.monotonic()
     docker("stop", stack.container_id("odoo"))  # stop_grace_period (45 s) > GRACEFUL_TIMEOUT (30 s)
     took = time.monotonic() - started
