@@ -14,7 +14,7 @@ set -Eeuo pipefail
 . "${LOOMWORKS_LIB:-/usr/local/lib/loomworks}/common.sh"
 
 readonly CONF=${ODOO_RC:-/run/odoo/odoo.conf}
-readonly RUN_DIR=/run/odoo
+readonly RUN_DIR=${CONF%/*} # the rendered config and the pgpass file
 readonly DATA_DIR=/var/lib/odoo
 readonly ADDONS_DIR=/opt/loomworks/addons
 readonly PGPASS_FILE=$RUN_DIR/pgpass
