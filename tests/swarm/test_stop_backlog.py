@@ -51,7 +51,7 @@ def slow_requests(st: Stack, n: int) -> list[tuple[threading.Thread, dict]]:
     return [get_in_background(st.url(f"/lwtest/sleep?seconds={SECONDS}"), timeout=90) for _ in range(n)]
 
 
-def test_docker_stop_serves_requests_queued_beyond_the_busy_workers(stack: Stack):
+def test_docker_stop_serves_requests_queued_beyond_the_busy_workers(stack: Stack, drill):
     n = WORKERS + 2
     requests_ = slow_requests(stack, n)
     wait_for(lambda: stack.logs("odoo", tail=200).count(f"sleeping {SECONDS} s") >= WORKERS, 60,
@@ -71,6 +71,8 @@ def test_docker_stop_serves_requests_queued_beyond_the_busy_workers(stack: Stack
     assert f"{n - WORKERS} queued connection(s) will be served" in logs, logs
     # two rounds of requests were served after the stop began, within the grace
     assert took < 30, took
+    drill(f"Compose: docker stop Odoo (WORKERS={WORKERS}) with {n} slow requests, {n - WORKERS} queued",
+          f"{n}/{n} answered 200 (the queued ones too); exit code 0 after {took:.0f} s")
 
 
 def test_a_connection_arriving_after_the_stop_began_is_not_served(stack: Stack):

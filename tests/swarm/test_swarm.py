@@ -59,7 +59,7 @@ def test_secrets_are_swarm_secrets_with_versioned_names(swarm: SwarmStack):
     assert not [e for e in env if dev_secret("db_password") in e]
 
 
-def test_login_through_one_replica_valid_on_every_replica_and_after_replacing_them(swarm: SwarmStack):
+def test_login_through_one_replica_valid_on_every_replica_and_after_replacing_them(swarm: SwarmStack, drill):
     http = admin(swarm)
     sid = http.cookies["session_id"]
     before = set(swarm.containers("odoo"))
@@ -78,6 +78,8 @@ def test_login_through_one_replica_valid_on_every_replica_and_after_replacing_th
     status, text = swarm.replica_http(next(iter(after)), "/web/session/get_session_info", cookie="x" * 84,
                                       body={"jsonrpc": "2.0", "method": "call", "params": {}})
     assert status == 200 and "SessionExpiredException" in text, text[:500]
+    drill("every Odoo replica replaced (docker service update --force)",
+          "a login made before is valid on each of the 3 new replicas (sessions in PostgreSQL)")
 
 
 def test_attachment_uploaded_through_one_replica_downloads_through_the_others(swarm: SwarmStack):
