@@ -67,7 +67,7 @@ class SwarmStack:
         return self
 
     def destroy(self) -> None:
-        self.script("down", check=False, timeout=600)
+        """Stack, volumes and secrets removed; the swarm left when `up` created it."""
         subprocess.run([str(STACK_SCRIPT), "down"], env={**self.env, "PURGE": "1"}, capture_output=True,
                        timeout=600, check=False)
 
