@@ -7,11 +7,12 @@ Sections (in this order; --only a,b selects; bench/README.md says what each meas
   proxy     nginx over TLS vs. direct to Odoo (wrk); TLS handshakes/s; the edge's own cost
   wal       archive-wal vs. the docs' gzip one-liner vs. pgBackRest; archiver lag
   shutdown  `docker stop` idle and with a request in flight vs. Odoo's threaded server
+  swarm     the Swarm stack: req/s with 1 vs 3 replicas; a rolling update's duration and failures
 
 Writes bench/results/summary.md and summary.json, <section>.json and logs/<section>.log. Exits 1
 when a correctness condition broke (the section is marked FAILED; the others still run).
 
-  .venv/bin/python -m bench [--quick] [--only image,start,health,proxy,wal,shutdown]
+  .venv/bin/python -m bench [--quick] [--only image,start,health,proxy,wal,shutdown,swarm]
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ import traceback
 from collections.abc import Callable
 from typing import TextIO
 
-from bench import RESULTS, Context, health, image, proxy, say, shutdown, start, wal
+from bench import RESULTS, Context, health, image, proxy, say, shutdown, start, swarm, wal
 from bench.report import BenchFailure, Row, loadavg, machine_facts, summary_md
 from tests.support.images import ensure_base_image, prepare_odoo_context
 from tests.support.odoo_tree import find_odoo_tree, why_missing
 
 SECTIONS: dict[str, Callable[[Context], list[Row]]] = {
     "image": image.run, "start": start.run, "health": health.run, "proxy": proxy.run, "wal": wal.run,
-    "shutdown": shutdown.run,
+    "shutdown": shutdown.run, "swarm": swarm.run,
 }
 
 
