@@ -61,15 +61,24 @@ class SwarmStack:
     def up(self) -> SwarmStack:
         try:
             self.script("up")
+            for name in ("postgres", "redis", "odoo", "odoo-cron", "nginx"):
+                self.wait_converged(name)
         except BaseException:
             self.destroy()
             raise
         return self
 
-    def destroy(self) -> None:
-        """Stack, volumes and secrets removed; the swarm left when `up` created it."""
-        subprocess.run([str(STACK_SCRIPT), "down"], env={**self.env, "PURGE": "1"}, capture_output=True,
-                       timeout=600, check=False)
+    def destroy(self, leave: bool = True) -> None:
+        """Stack, volumes and secrets removed; the swarm left when `up` created it (unless
+        ``leave`` is false: the session leaves it once, see ``leave_created_swarm``)."""
+        env = {**self.env, "PURGE": "1", "LEAVE_SWARM": "1" if leave else "0"}
+        subprocess.run([str(STACK_SCRIPT), "down"], env=env, capture_output=True, timeout=600, check=False)
+
+
+def leave_created_swarm() -> None:
+    """Leave the swarm when swarm/stack created it and nothing runs in it any more (leaving and
+    initialising a swarm between test modules left stale network state in the engine)."""
+    SwarmStack(name="lwtest-swarm-none").destroy()
 
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports['HTTP_LOCAL_PORT']}{path}"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.drills.conftest import drill  # noqa: F401 - the drills' results recorder (make swarm-drills)
 from tests.support.images import REPO, build, tag
-from tests.support.swarm import SwarmStack
+from tests.support.swarm import SwarmStack, leave_created_swarm
 
 DOCKERFILE = "tests/swarm/images/Dockerfile"
 
@@ -27,10 +27,17 @@ def lwtest_images(erp_image: str) -> dict[str, str]:
             "bad": lwtest_image(erp_image, "3", "never-healthy")}
 
 
+@pytest.fixture(scope="session")
+def swarm_session() -> Iterator[None]:
+    """The swarm a module's stack creates is left once, at the end of the session."""
+    yield
+    leave_created_swarm()
+
+
 @pytest.fixture(scope="module")
-def swarm(stack_tag: str, lwtest_images: dict[str, str]) -> Iterator[SwarmStack]:
+def swarm(swarm_session, stack_tag: str, lwtest_images: dict[str, str]) -> Iterator[SwarmStack]:
     st = SwarmStack(tag=stack_tag, replicas=3, cron_replicas=2, erp_image=lwtest_images["v1"]).up()
     try:
         yield st
     finally:
-        st.destroy()
+        st.destroy(leave=False)
