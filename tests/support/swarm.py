@@ -75,11 +75,6 @@ class SwarmStack:
         subprocess.run([str(STACK_SCRIPT), "down"], env=env, capture_output=True, timeout=600, check=False)
 
 
-def leave_created_swarm() -> None:
-    """Leave the swarm when swarm/stack created it and nothing runs in it any more (leaving and
-    initialising a swarm between test modules left stale network state in the engine)."""
-    SwarmStack(name="lwtest-swarm-none").destroy()
-
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports['HTTP_LOCAL_PORT']}{path}"
 
@@ -143,3 +138,9 @@ def leave_created_swarm() -> None:
     def logs(self, name: str, tail: int = 200) -> str:
         r = docker("service", "logs", "--raw", "--tail", str(tail), self.service(name), check=False)
         return r.stdout + r.stderr
+
+
+def leave_created_swarm() -> None:
+    """Leave the swarm when swarm/stack created it and nothing runs in it any more (leaving and
+    initialising a swarm between test modules left stale network state in the engine)."""
+    SwarmStack(name="lwtest-swarm-none").destroy()
