@@ -11,7 +11,7 @@ ODOO_REPO ?= https://github.com/odoo/odoo
 ODOO_REF ?= 18.0
 PYTEST_ARGS ?=
 
-.PHONY: help test test-run venv odoo prepare lint up up-run dev down drills bench arm64
+.PHONY: help test test-run venv odoo prepare lint up up-run dev down drills bench arm64 swarm-up swarm-down swarm-upgrade swarm-drills
 
 help:
 	@echo "make up      prepare the host, build and start the stack, wait until every service is healthy"
@@ -22,6 +22,10 @@ help:
 	@echo "make drills  fault drills and security checks; rewrites README's drill table"
 	@echo "make bench   every benchmark beside its anchor (bench/results/summary.md)"
 	@echo "make arm64   build the four images for linux/arm64 (emulated) and start the ERP one to /web/health"
+	@echo "make swarm-up       the stack on Docker Swarm (swarm init when needed), ODOO_REPLICAS Odoo replicas"
+	@echo "make swarm-upgrade  IMAGE=...: migrations once (one-off job), then a rolling update"
+	@echo "make swarm-down     remove the Swarm stack (and leave the swarm swarm-up created)"
+	@echo "make swarm-drills   Swarm drills (rolling update, rollback, kill); rewrites README's Swarm table"
 	@echo "make lint    ruff, shellcheck, hadolint (when installed)"
 
 # The venv is rebuilt when a requirements file changes or the Odoo tree moves.
@@ -106,3 +110,20 @@ arm64: venv
 	BASE_ARCH=arm64 docker/build-base-image $(ARM64_BASE_IMAGE)
 	$(if $(ODOO_TREE),$(PYTHON) -c 'import sys; from tests.support.images import prepare_odoo_context as p; p(sys.argv[1])' "$(ODOO_TREE)")
 	LWTEST_ARM64=1 ARM64_BASE_IMAGE=$(ARM64_BASE_IMAGE) $(VENV)/bin/python -m pytest tests/docker/test_build_arm64.py -v $(PYTEST_ARGS)
+# Docker Swarm (swarm/docker-stack.yml, README "Scaling out"): builds the images as `up` does
+# (a multi-node cluster pulls them from a registry instead), then swarm/stack does the rest.
+swarm-up: prepare
+	docker/build-base-image
+	$(if $(ODOO_TREE),$(PYTHON) -c 'import sys; from tests.support.images import prepare_odoo_context as p; p(sys.argv[1])' "$(ODOO_TREE)")
+	COMPOSE_BAKE=false $(if $(HOST_CA),BUILD_CA_BUNDLE="$${BUILD_CA_BUNDLE:-$(HOST_CA)}") docker compose build
+	swarm/stack up
+
+swarm-upgrade:
+	swarm/stack upgrade $(IMAGE)
+
+swarm-down:
+	swarm/stack down
+
+# The long Swarm drills; rewrites README's Swarm drill table.
+swarm-drills: venv
+	$(VENV)/bin/python -m tests.drills.report --tests tests/swarm --section swarm-drills

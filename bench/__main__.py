@@ -9,11 +9,12 @@ Sections (in this order; --only a,b selects; bench/README.md says what each meas
   wal       archive-wal vs. the docs' gzip one-liner vs. pgBackRest; archiver lag
   shutdown  `docker stop` idle and with a request in flight vs. Odoo's threaded server
   backup    base backup and restore vs. pgBackRest; commit latency with WAL_STREAM off vs. on
+  swarm     the Swarm stack: req/s with 1 vs 3 replicas; a rolling update's duration and failures
 
 Writes bench/results/summary.md and summary.json, <section>.json and logs/<section>.log. Exits 1
 when a correctness condition broke (the section is marked FAILED; the others still run).
 
-  .venv/bin/python -m bench [--quick] [--only image,start,health,proxy,tls,wal,shutdown,backup]
+  .venv/bin/python -m bench [--quick] [--only image,start,health,proxy,tls,wal,shutdown,backup,swarm]
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import RESULTS, Context, backup, health, image, proxy, say, shutdown, start, tls, wal
+from bench import RESULTS, Context, backup, health, image, proxy, say, shutdown, start, swarm, tls, wal
 from bench.report import BenchFailure, Row, loadavg, machine_facts, summary_md
 from tests.support.images import ensure_base_image, prepare_odoo_context
 from tests.support.odoo_tree import find_odoo_tree, why_missing
 
 SECTIONS: dict[str, Callable[[Context], list[Row]]] = {
     "image": image.run, "start": start.run, "health": health.run, "proxy": proxy.run, "tls": tls.run,
-    "wal": wal.run, "shutdown": shutdown.run, "backup": backup.run,
+    "wal": wal.run, "shutdown": shutdown.run, "backup": backup.run, "swarm": swarm.run,
 }
 
 

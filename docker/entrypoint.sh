@@ -4,6 +4,10 @@
 #       wait for PostgreSQL, initialise DB_NAME when needed, migrate, exec the server.
 #   odoo SUBCOMMAND ...  -> render the config, then run it as given (odoo shell, ...).
 #   check-config         -> validate env and render the config, then exit (0 when valid).
+#   migrate              -> wait for PostgreSQL, initialise DB_NAME when needed, migrate every
+#                           database and install INSTALL_ADDONS, then exit (a one-off task
+#                           before replicas with AUTO_MIGRATE=false roll).
+#   tenant ...           -> render the config, wait for PostgreSQL, run docker/bin/tenant.
 #   anything else        -> run as given (bash, odoo --version, ...).
 # Every variable is documented in docker/README.md; its default is in `defaults` below.
 set -Eeuo pipefail
@@ -12,7 +16,7 @@ set -Eeuo pipefail
 . "${LOOMWORKS_LIB:-/usr/local/lib/loomworks}/common.sh"
 
 readonly CONF=${ODOO_RC:-/run/odoo/odoo.conf}
-readonly RUN_DIR=/run/odoo
+readonly RUN_DIR=${CONF%/*} # the rendered config and the pgpass file
 readonly DATA_DIR=/var/lib/odoo
 readonly ADDONS_DIR=/opt/loomworks/addons
 readonly PGPASS_FILE=$RUN_DIR/pgpass
@@ -44,9 +48,9 @@ defaults() {
 	: "${LIMIT_TIME_CPU:=60}" "${LIMIT_TIME_REAL:=120}"
 	: "${LIMIT_MEMORY_SOFT:=2147483648}" "${LIMIT_MEMORY_HARD:=2684354560}"
 	: "${LOG_LEVEL:=info}" "${DB_WAIT_TIMEOUT:=60}" "${AUTO_MIGRATE:=true}"
-	: "${GRACEFUL_TIMEOUT:=30}" "${LISTEN_BACKLOG:=1024}"
+	: "${GRACEFUL_TIMEOUT:=30}" "${LISTEN_BACKLOG:=1024}" "${SHUTDOWN_DELAY:=0}"
 	: "${HEALTH_CONNECT_TIMEOUT:=2}" "${HEALTH_STATEMENT_TIMEOUT:=2}"
-	: "${ODOO_DEV_MODE:=}" "${DEBUGPY_PORT:=}"
+	: "${ODOO_DEV_MODE:=}" "${DEBUGPY_PORT:=}" "${SESSION_STORE:=file}"
 	: "${ADDONS_PATH:=}" "${INSTALL_ADDONS:=}"
 }
 
@@ -90,9 +94,13 @@ validate_env() {
 	require_uint DB_WAIT_TIMEOUT 1 3600
 	require_uint GRACEFUL_TIMEOUT 1 3600
 	require_uint LISTEN_BACKLOG 1 65535
+	require_uint SHUTDOWN_DELAY 0 600
 	require_uint HEALTH_CONNECT_TIMEOUT 1 60
 	require_uint HEALTH_STATEMENT_TIMEOUT 1 60
 	[[ -z $DEBUGPY_PORT ]] || require_port DEBUGPY_PORT
+	require_enum SESSION_STORE file db
+	[[ $SESSION_STORE == file || -n $DB_NAME ]] ||
+		die "SESSION_STORE=db keeps sessions in DB_NAME's database: set DB_NAME"
 	[[ $ODOO_DEV_MODE =~ ^[a-z,]*$ ]] || die "ODOO_DEV_MODE must be a comma-separated list like 'reload,qweb', got '$ODOO_DEV_MODE'"
 	require_single_line DB_USER DB_PASSWORD DBFILTER ODOO_ADMIN_PASSWD ADMIN_PASSWORD
 	if ((10#$WORKERS == 0)); then
@@ -113,6 +121,7 @@ check_data_dir() {
 server_wide_modules() {
 	local mods=base,web
 	[[ -f $ADDONS_DIR/loomworks_health/__manifest__.py ]] && mods+=,loomworks_health
+	[[ $SESSION_STORE == db ]] && mods+=,session_db
 	printf '%s' "$mods"
 }
 
@@ -131,6 +140,10 @@ write_pgpass() {
 	printf '%s:%s:*:%s:%s\n' "$DB_HOST" "$DB_PORT" "${DB_USER//:/\\:}" "$pw" >"$PGPASS_FILE"
 	export PGHOST=$DB_HOST PGPORT=$DB_PORT PGUSER=$DB_USER PGPASSFILE=$PGPASS_FILE
 	export PGSSLMODE=$DB_SSLMODE PGCONNECT_TIMEOUT=5
+	# session_db (SESSION_STORE=db): a URI without the password, which libpq takes from PGPASSFILE.
+	if [[ $SESSION_STORE == db ]]; then
+		export SESSION_DB_URI="postgresql://${DB_USER}@${DB_HOST}:${DB_PORT}/${DB_NAME}"
+	fi
 }
 
 render_config() {
@@ -249,7 +262,7 @@ run_server() {
 	forget_secrets
 	log "starting Odoo: workers=$WORKERS, graceful shutdown ${GRACEFUL_TIMEOUT}s"
 	# Read by the odoo script (docker/bin/odoo) in the prefork master.
-	export GRACEFUL_TIMEOUT LISTEN_BACKLOG
+	export GRACEFUL_TIMEOUT LISTEN_BACKLOG SHUTDOWN_DELAY
 	# With DEBUGPY_PORT set (dev image), the odoo script itself starts debugpy.
 	[[ -z $DEBUGPY_PORT ]] || export DEBUGPY_PORT
 	# Odoo reads dev_mode from its command line only (a config value is overwritten).
@@ -282,6 +295,13 @@ main() {
 		wait_for_db
 		forget_secrets
 		exec "$@"
+	fi
+	if [[ $1 == migrate ]]; then
+		configure
+		wait_for_db
+		AUTO_MIGRATE=True prepare_databases
+		log "migration done"
+		exit 0
 	fi
 	[[ $1 == -* ]] && set -- odoo "$@"
 	if [[ $1 == odoo ]] && is_server "${@:2}"; then

@@ -99,6 +99,8 @@ move_aside() {
 		sync -- "$dir"
 		printf '%s\n' "$dest"
 	}
+}
+
 # backups DIR: the complete base backups in DIR, oldest first (full paths, one a line).
 backups() {
 	local dir=$1

@@ -3,6 +3,7 @@
     .venv/bin/python -m tests.drills.report                  # run tests/drills, write the table
     .venv/bin/python -m tests.drills.report --no-run         # rebuild the table from the last run
     .venv/bin/python -m tests.drills.report -- -k faults     # extra pytest arguments after --
+    .venv/bin/python -m tests.drills.report --tests tests/swarm --section swarm-drills   # make swarm-drills
 
 Each drill test appends one row (drill, outcome, seconds to recover, case) to a JSON-lines
 file (``LW_DRILL_RESULTS``, see conftest.py); pytest's JUnit XML says which tests failed. A
@@ -28,7 +29,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "lwtest-drill-report"
+TMP = Path(os.environ.get("TMPDIR", "/tmp"))
 FORBIDDEN = ("lost", "partial")
 ZERO_LOST = re.compile(r"(?<![\d.,])0 lost\b")
 
@@ -94,10 +95,10 @@ def run_identity() -> dict[str, str]:
     return {"commit": commit, "at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def run_pytest(results: Path, junit: Path, extra: list[str]) -> int:
+def run_pytest(results: Path, junit: Path, extra: list[str], tests: str = "tests/drills") -> int:
     results.unlink(missing_ok=True)
     env = dict(os.environ, LW_DRILL_RESULTS=str(results))
-    cmd = [sys.executable, "-m", "pytest", "tests/drills", "-q", "-p", "no:randomly", f"--junitxml={junit}",
+    cmd = [sys.executable, "-m", "pytest", tests, "-q", "-p", "no:randomly", f"--junitxml={junit}",
            *extra]
     return subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode
 
@@ -114,7 +115,7 @@ def junit_outcomes(junit: Path) -> dict[str, str]:
     return out
 
 
-def build_table(results: Path, junit: Path) -> tuple[str, bool]:
+def build_table(results: Path, junit: Path, covered: bool = True) -> tuple[str, bool]:
     raw = results.read_text().splitlines() if results.exists() else []
     rows = [json.loads(line) for line in raw if line.strip()]
     outcomes = junit_outcomes(junit)
@@ -141,6 +142,8 @@ def build_table(results: Path, junit: Path) -> tuple[str, bool]:
     for test, state in sorted(outcomes.items()):
         if state != "passed" and test not in recorded:
             lines.append(f"| {cell(test)} | {state.upper()} | — |")
+    if not covered:
+        return "\n".join(lines) + "\n", ok
     lines += ["", "Covered by the component suites (not repeated in the drills):", "", "| Drill | Where |",
               "|---|---|"]
     lines += [f"| {cell(name)} | {', '.join(f'`{w}`' for w in where)} |" for name, where in COVERED_ELSEWHERE]
@@ -152,11 +155,11 @@ def cell(text: str) -> str:
 
 
 README = REPO / "README.md"
-BEGIN, END = "<!-- drills:begin -->", "<!-- drills:end -->"
 
 
-def update_readme(section: str) -> None:
-    """Replace what stands between the drills markers in README.md."""
+def update_readme(section: str, name: str = "drills") -> None:
+    """Replace what stands between the ``<!-- NAME:begin -->`` / ``end`` markers in README.md."""
+    BEGIN, END = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = README.read_text()
     head, sep, rest = text.partition(BEGIN)
     _, sep2, tail = rest.partition(END)
@@ -169,8 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="write the table to this file instead of README.md's drills section")
     ap.add_argument("--no-run", action="store_true", help="only rebuild the table from the last run")
+    ap.add_argument("--tests", default="tests/drills", help="the drills to run (default tests/drills)")
+    ap.add_argument("--section", default="drills",
+                    help="README section (markers <!-- SECTION:begin/end -->) and `make SECTION`")
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = ap.parse_args(argv)
+    WORK = TMP / f"lwtest-{args.section}-report"
     WORK.mkdir(exist_ok=True)
     results, junit, ident = WORK / "results.jsonl", WORK / "junit.xml", WORK / "run.json"
     if args.no_run:
@@ -178,14 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         run = run_identity()  # before the run: the commit the drills run on
         ident.write_text(json.dumps(run))
-        rc = run_pytest(results, junit, args.pytest_args)
-    table, ok = build_table(results, junit)
-    header = (f"### Drill results (last run: {run['at']}, commit {run['commit']})\n\n"
-              "Regenerate: `make drills` (runs the drills and rewrites this section).\n\n")
+        rc = run_pytest(results, junit, args.pytest_args, args.tests)
+    table, ok = build_table(results, junit, covered=args.section == "drills")
+    title = "Swarm drill results" if args.section != "drills" else "Drill results"
+    header = (f"### {title} (last run: {run['at']}, commit {run['commit']})\n\n"
+              f"Regenerate: `make {args.section}` (runs the drills and rewrites this section).\n\n")
     if args.out:
         Path(args.out).write_text(header + table)
     else:
-        update_readme(header + table)
+        update_readme(header + table, args.section)
     print(header + table)
     return rc or (0 if ok else 1)
 
