@@ -126,4 +126,4 @@ swarm-down:
 
 # The long Swarm drills; rewrites README's Swarm drill table.
 swarm-drills: venv
-	$(VENV)/bin/python -m tests.drills.report --tests tests/swarm --section swarm-drills
+	LWTEST_SWARM_DRILLS=1 $(VENV)/bin/python -m tests.drills.report --tests tests/swarm --section swarm-drills

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import threading
 import time
@@ -29,6 +30,9 @@ from tests.support.swarm import SwarmStack
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
+
+if os.environ.get("LWTEST_SWARM_DRILLS") != "1":
+    pytest.skip("the Swarm drills take ~20 min: run `make swarm-drills`", allow_module_level=True)
 
 CLIENTS = 20
 

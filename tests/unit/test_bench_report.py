@@ -162,7 +162,8 @@ def test_percentiles_in_ms_nearest_rank():
 
 
 def test_only_selects_sections_in_run_order_and_refuses_unknown_ones():
-    assert parse_only(None) == ["image", "start", "health", "proxy", "tls", "wal", "shutdown"]
+    assert parse_only(None) == ["image", "start", "health", "proxy", "tls", "wal", "shutdown", "backup",
+                                "swarm"]
     assert parse_only("wal, health") == ["health", "wal"]
     with pytest.raises(SystemExit, match="unknown section.*nope"):
         parse_only("health,nope")
