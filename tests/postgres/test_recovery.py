@@ -5,30 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.containers import exec_sh, pg_ready, psql, runbook_command, wait_exited
-from tests.support.wait import wait_for
+from tests.support.containers import (
+    drill_tags,
+    exec_sh,
+    pg_ready,
+    psql,
+    runbook_command,
+    server_now,
+    switch_and_wait,
+    wait_clock_past,
+    wait_exited,
+)
 
 pytestmark = pytest.mark.docker
-
-
-def server_now(c) -> str:
-    return psql(c, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
-
-
-def wait_clock_past(c, instant: str) -> None:
-    """Poll until the server's clock is strictly past ``instant`` (commit times must differ)."""
-    wait_for(lambda: psql(c, f"SELECT now() > '{instant}'::timestamptz + interval '10 ms'") == "t",
-             10, "the server clock to move past the noted time", interval=0.02)
-
-
-def switch_and_wait(c) -> str:
-    name = psql(c, "SELECT pg_walfile_name(pg_switch_wal())")
-    wait_for(lambda: exec_sh(c, ["test", "-f", f"/wal_archive/{name}.gz"])[0] == 0, 60, f"{name}.gz")
-    return name
-
-
-def tags(c) -> list[str]:
-    return psql(c, "SELECT string_agg(tag, ',' ORDER BY tag) FROM drill", db="loomworks").split(",")
 
 
 def stop(c) -> None:
@@ -36,27 +25,23 @@ def stop(c) -> None:
     assert wait_exited(c) == 0
 
 
-def backup(postgres, vols, net) -> str:
-    """`docker compose run --rm postgres backup`; the backup's name."""
-    rc, out = postgres.one_shot({"backups": vols["backups"]}, ["backup"], network=net)
-    assert rc == 0, out
-    assert "backup complete and verified" in out
-    return out.strip().splitlines()[-1].rsplit("/", 1)[-1]
-
-
 def restore(postgres, vols, *args: str, net: str | None = None) -> tuple[int, str]:
     """`docker compose run --rm postgres restore ...` on the service's own volumes."""
     return postgres.one_shot(vols, ["restore", *args], network=net)
 
 
+def restore_fails_after(postgres, vols, damage: str, *phrases: str) -> None:
+    """The shell command ``damage`` on the volumes, then `restore --latest`: exit 1 with one
+    error line that says each of ``phrases``."""
+    rc, out = postgres.one_shot(vols, ["bash", "-c", damage])
+    assert rc == 0, out
+    rc, out = restore(postgres, vols, "--latest")
+    assert rc == 1 and len(errors(out)) == 1, out
+    assert all(p in errors(out)[0] for p in phrases), out
+
+
 def errors(out: str) -> list[str]:
     return [line for line in out.splitlines() if "error:" in line]
-
-
-def ls_volume(postgres, vols) -> list[str]:
-    rc, out = postgres.one_shot(vols, ["bash", "-c", "ls -A /var/lib/postgresql/data"])
-    assert rc == 0, out
-    return out.split()
 
 
 def test_pitr_drill_in_place_loses_nothing(postgres):
@@ -66,10 +51,8 @@ def test_pitr_drill_in_place_loses_nothing(postgres):
     itself; the old clusters are kept beside the restored one."""
     net = postgres.network()
     vols = postgres.volume_set()
-    server = postgres.run(vols, network=net, aliases=["postgres"])
-    pg_ready(server)
-    psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
-    first = backup(postgres, vols, net)
+    server = postgres.drill_server(vols, net)
+    first = postgres.take_backup(vols, net)
     before_backup_end = psql(server, "SELECT (now() - interval '1 hour')::text")
 
     psql(server, "INSERT INTO drill VALUES ('A')", db="loomworks")
@@ -77,7 +60,7 @@ def test_pitr_drill_in_place_loses_nothing(postgres):
     wait_clock_past(server, psql(server, "SELECT (now() + interval '1.1 s')::text"))
     noted = server_now(server)
     wait_clock_past(server, noted)
-    second = backup(postgres, vols, net)
+    second = postgres.take_backup(vols, net)
     psql(server, "INSERT INTO drill VALUES ('B')", db="loomworks")
     switch_and_wait(server)
     psql(server, "INSERT INTO drill VALUES ('C')", db="loomworks")  # in the current, unarchived segment
@@ -96,10 +79,10 @@ def test_pitr_drill_in_place_loses_nothing(postgres):
     assert "saved " in out and "the partial current segment included" in out, out
     s2 = postgres.run(vols)
     pg_ready(s2)
-    assert tags(s2) == ["A", "B", "C"]
+    assert drill_tags(s2) == ["A", "B", "C"]
     assert psql(s2, "SELECT pg_is_in_recovery()") == "f"
     stop(s2)
-    kept = [n for n in ls_volume(postgres, vols) if n.startswith("pgdata.before-restore-")]
+    kept = [n for n in postgres.ls(vols) if n.startswith("pgdata.before-restore-")]
     assert len(kept) == 1, kept
 
     # --target-time: the newest backup that ends before it is chosen by itself (the first)
@@ -108,7 +91,7 @@ def test_pitr_drill_in_place_loses_nothing(postgres):
     assert f"chose base backup {first}" in out and second != first
     s3 = postgres.run(vols, network=net, aliases=["postgres"])
     pg_ready(s3)
-    assert tags(s3) == ["A"]
+    assert drill_tags(s3) == ["A"]
     # the restored cluster archives its new timeline; the archive stays consistent
     psql(s3, "INSERT INTO drill VALUES ('D')", db="loomworks")
     switch_and_wait(s3)
@@ -116,7 +99,7 @@ def test_pitr_drill_in_place_loses_nothing(postgres):
     rc, out = postgres.one_shot(vols, ["verify-archive"])
     assert rc == 0, out
     stop(s3)
-    assert len([n for n in ls_volume(postgres, vols) if n.startswith("pgdata.before-restore-")]) == 2
+    assert len([n for n in postgres.ls(vols) if n.startswith("pgdata.before-restore-")]) == 2
 
     # refusals with one clear line; the data stays as it was
     rc, out = restore(postgres, vols, "--target-time", before_backup_end)
@@ -133,7 +116,7 @@ def test_pitr_drill_in_place_loses_nothing(postgres):
     assert rc == 1 and "cannot parse" in out
     s4 = postgres.run(vols)
     pg_ready(s4)
-    assert tags(s4) == ["A", "D"]
+    assert drill_tags(s4) == ["A", "D"]
     stop(s4)
 
     # the runbook's "undo the last restore", as written: the cluster before it (A, B, C) is back
@@ -141,17 +124,15 @@ def test_pitr_drill_in_place_loses_nothing(postgres):
     assert rc == 0, out
     s5 = postgres.run(vols)
     pg_ready(s5)
-    assert tags(s5) == ["A", "B", "C"]
+    assert drill_tags(s5) == ["A", "B", "C"]
     stop(s5)
 
 
 def test_corrupt_archive_file_and_unreadable_backup_keep_the_old_data(postgres):
     net = postgres.network()
     vols = postgres.volume_set()
-    server = postgres.run(vols, network=net, aliases=["postgres"])
-    pg_ready(server)
-    psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
-    name = backup(postgres, vols, net)
+    server = postgres.drill_server(vols, net)
+    name = postgres.take_backup(vols, net)
     psql(server, "INSERT INTO drill VALUES ('A')", db="loomworks")
     segment = switch_and_wait(server)
     psql(server, "INSERT INTO drill VALUES ('B')", db="loomworks")
@@ -159,28 +140,19 @@ def test_corrupt_archive_file_and_unreadable_backup_keep_the_old_data(postgres):
 
     # a backup file the restore cannot read: refused before anything moves
     hidden = f"/backups/{name}/PG_VERSION"
-    rc, out = postgres.one_shot(vols, ["bash", "-c", f"chmod 000 {hidden}"])
-    assert rc == 0, out
-    rc, out = restore(postgres, vols, "--latest")
-    assert rc == 1, out
-    assert len(errors(out)) == 1, out
-    assert f"base backup {name} is unreadable or damaged" in errors(out)[0]
-    assert "nothing changed" in errors(out)[0]
-    assert not [n for n in ls_volume(postgres, vols) if n.startswith("pgdata.")]
+    restore_fails_after(postgres, vols, f"chmod 000 {hidden}",
+                        f"base backup {name} is unreadable or damaged", "nothing changed")
+    assert not [n for n in postgres.ls(vols) if n.startswith("pgdata.")]
     rc, out = postgres.one_shot(vols, ["bash", "-c", f"chmod 600 {hidden}"])
     assert rc == 0, out
 
     # a corrupt archive file: recovery stops, the old cluster goes back in place
-    rc, out = postgres.one_shot(vols, ["bash", "-c", f"echo garbage > /wal_archive/{segment}.gz"])
-    assert rc == 0, out
-    rc, out = restore(postgres, vols, "--latest")
-    assert rc == 1, out
-    assert len(errors(out)) == 1, out
-    assert f"archive file /wal_archive/{segment}.gz is corrupt or unreadable" in errors(out)[0]
-    assert "the old cluster is back in /var/lib/postgresql/data/pgdata, unchanged" in errors(out)[0]
+    restore_fails_after(postgres, vols, f"echo garbage > /wal_archive/{segment}.gz",
+                        f"archive file /wal_archive/{segment}.gz is corrupt or unreadable",
+                        "the old cluster is back in /var/lib/postgresql/data/pgdata, unchanged")
     s2 = postgres.run(vols)
     pg_ready(s2)
-    assert tags(s2) == ["A", "B"]
+    assert drill_tags(s2) == ["A", "B"]
 
 
 def test_backup_fails_cleanly_without_server(postgres):
@@ -222,10 +194,8 @@ def test_restore_after_a_crash_replays_the_crashed_clusters_wal(postgres):
     `restore --latest` in place keeps the crashed cluster and replays its unarchived WAL."""
     net = postgres.network()
     vols = postgres.volume_set()
-    server = postgres.run(vols, network=net, aliases=["postgres"])
-    pg_ready(server)
-    psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
-    backup(postgres, vols, net)
+    server = postgres.drill_server(vols, net)
+    postgres.take_backup(vols, net)
     psql(server, "INSERT INTO drill VALUES ('A')", db="loomworks")
     server.kill()
     wait_exited(server)
@@ -235,4 +205,4 @@ def test_restore_after_a_crash_replays_the_crashed_clusters_wal(postgres):
     assert "the partial current segment included" in out
     s2 = postgres.run(vols)
     pg_ready(s2)
-    assert tags(s2) == ["A"]
+    assert drill_tags(s2) == ["A"]

@@ -9,8 +9,18 @@ import re
 
 import pytest
 
-from tests.support.containers import exec_sh, pg_ready, psql, wait_exited, wait_health, wait_log
-from tests.support.wait import wait_for
+from tests.support.containers import (
+    drill_tags,
+    exec_sh,
+    pg_ready,
+    psql,
+    server_now,
+    switch_and_wait,
+    wait_clock_past,
+    wait_exited,
+    wait_health,
+    wait_log,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -18,70 +28,33 @@ SCHEDULER_HEALTH = {"test": ["CMD", "docker-healthcheck.sh", "backup"], "interva
                     "timeout": 5_000_000_000, "retries": 1, "start_period": 0}
 
 
-def server_now(c) -> str:
-    return psql(c, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
-                   "'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
-
-
-def switch_and_wait(c) -> str:
-    name = psql(c, "SELECT pg_walfile_name(pg_switch_wal())")
-    wait_for(lambda: exec_sh(c, ["test", "-f", f"/wal_archive/{name}.gz"])[0] == 0, 60, f"{name}.gz")
-    return name
-
-
-def take_backup(postgres, vols, net) -> str:
-    """A base backup from a one-shot container (`docker compose run --rm postgres backup`);
-    its name. Two backups in one second share a name: the second is retried."""
-    def attempt() -> str | None:
-        rc, out = postgres.one_shot({"backups": vols["backups"]}, ["backup"], network=net)
-        if rc == 1 and "already exists" in out:
-            return None
-        assert rc == 0, out
-        return re.search(r"^/backups/(\d{8}T\d{6}Z)$", out, re.M).group(1)
-
-    return wait_for(attempt, 30, "a base backup with a new name", interval=0.2)
-
-
-def ls(postgres, vols, path: str) -> list[str]:
-    rc, out = postgres.one_shot(vols, ["bash", "-c", f"ls -1 {path}"])
-    assert rc == 0, out
-    return out.split()
-
-
 def segno(name: str) -> int:
     return int(name[8:16], 16) * 0x100000000 + int(name[16:24], 16)
-
-
-def tags(c) -> list[str]:
-    return psql(c, "SELECT string_agg(tag, ',' ORDER BY tag) FROM drill", db="loomworks").split(",")
 
 
 def test_prune_keeps_what_the_kept_backups_need_then_pitr_after_the_oldest(postgres):
     net = postgres.network()
     vols = postgres.volume_set()
-    server = postgres.run(vols, network=net, aliases=["postgres"])
-    pg_ready(server)
-    psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
+    server = postgres.drill_server(vols, net)
 
     psql(server, "INSERT INTO drill VALUES ('a1')", db="loomworks")
-    first = take_backup(postgres, vols, net)
+    first = postgres.take_backup(vols, net)
     psql(server, "INSERT INTO drill VALUES ('a2')", db="loomworks")
     switch_and_wait(server)
-    second = take_backup(postgres, vols, net)
+    second = postgres.take_backup(vols, net)
     psql(server, "INSERT INTO drill VALUES ('k')", db="loomworks")   # just after the oldest kept backup
     noted = server_now(server)
-    past = f"SELECT clock_timestamp() > '{noted}'::timestamptz + interval '10 ms'"
-    wait_for(lambda: psql(server, past) == "t", 10, "the clock to pass the noted time", interval=0.02)
+    wait_clock_past(server, noted)
     psql(server, "INSERT INTO drill VALUES ('l')", db="loomworks")
     switch_and_wait(server)
-    third = take_backup(postgres, vols, net)
+    third = postgres.take_backup(vols, net)
     psql(server, "INSERT INTO drill VALUES ('m')", db="loomworks")
     switch_and_wait(server)
     archive = {"arch": vols["arch"], "backups": vols["backups"]}
 
     rc, out = postgres.one_shot(archive, ["bash", "-c", f"cat /backups/{second}/backup_label"])
     start = re.search(r"START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)", out).group(1)
-    before = ls(postgres, archive, "/wal_archive")
+    before = postgres.ls(archive, "/wal_archive")
     older = [f for f in before if re.match(r"[0-9A-F]{24}", f) and segno(f) < segno(start)]
     assert older, f"the first backup's WAL lies before {start}: {before}"
 
@@ -89,14 +62,14 @@ def test_prune_keeps_what_the_kept_backups_need_then_pitr_after_the_oldest(postg
     rc, out = postgres.one_shot(archive, ["prune", "--dry-run"], env={"BACKUP_RETENTION": "2"})
     assert rc == 0, out
     assert f"would remove /backups/{first}" in out
-    assert ls(postgres, archive, "/wal_archive") == before
+    assert postgres.ls(archive, "/wal_archive") == before
 
     rc, out = postgres.one_shot(archive, ["prune"], env={"BACKUP_RETENTION": "2"})
     assert rc == 0, out
     assert f"kept 2 base backup(s) (BACKUP_RETENTION=2, oldest {second}, starting in {start})" in out
     assert f"removed 1 backup(s) and {len(older)} WAL file(s)" in out
-    assert ls(postgres, archive, "/backups") == [second, third]
-    after = ls(postgres, archive, "/wal_archive")
+    assert postgres.ls(archive, "/backups") == [second, third]
+    after = postgres.ls(archive, "/wal_archive")
     assert set(after) == set(before) - set(older)
     assert any(f.startswith(start) for f in after)
     # pruning again finds nothing more
@@ -115,7 +88,7 @@ def test_prune_keeps_what_the_kept_backups_need_then_pitr_after_the_oldest(postg
     assert rc == 0, out
     restored = postgres.run(pitr)
     pg_ready(restored)
-    assert tags(restored) == ["a1", "a2", "k"]
+    assert drill_tags(restored) == ["a1", "a2", "k"]
 
 
 def test_prune_refuses_a_bad_retention_and_keeps_everything_without_backups(postgres):
@@ -127,7 +100,7 @@ def test_prune_refuses_a_bad_retention_and_keeps_everything_without_backups(post
     rc, out = postgres.one_shot(vols, ["bash", "-c", script])
     assert rc == 0, out
     assert "no complete base backup in /backups: nothing to prune" in out
-    assert ls(postgres, vols, "/wal_archive") == ["000000010000000000000001.gz"]
+    assert postgres.ls(vols, "/wal_archive") == ["000000010000000000000001.gz"]
 
 
 def test_scheduler_backs_up_on_its_interval_prunes_and_reports_failures(postgres):

@@ -7,6 +7,7 @@ PostgreSQL and ERP containers) for tests/docker and the bench.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import shlex
 import shutil
@@ -266,6 +267,57 @@ class Postgres(Resources):
         except Exception as e:  # requests' ReadTimeout: show what the container was doing
             raise AssertionError(f"{command} did not finish in {timeout}s:\n{logs(c)[-4000:]}") from e
         return rc, logs(c)
+
+    # --- the PITR drills' steps (tests/postgres): a table ``drill`` of tags in DB loomworks ---
+
+    def drill_server(self, vols: Mapping[str, str], net: str) -> Container:
+        """A server on ``vols``, reachable as ``postgres`` on ``net``, with an empty ``drill`` table."""
+        server = self.run(vols, network=net, aliases=["postgres"])
+        pg_ready(server)
+        psql(server, "CREATE TABLE drill(tag text PRIMARY KEY)", db="loomworks")
+        return server
+
+    def take_backup(self, vols: Mapping[str, str], net: str) -> str:
+        """`docker compose run --rm postgres backup`; the backup's name. Two backups in one
+        second would share a name: the second is retried."""
+
+        def attempt() -> str | None:
+            rc, out = self.one_shot({"backups": vols["backups"]}, ["backup"], network=net)
+            if rc == 1 and "already exists" in out:
+                return None
+            assert rc == 0 and "backup complete and verified" in out, out
+            return re.search(r"^/backups/(\d{8}T\d{6}Z)$", out, re.M).group(1)
+
+        return wait_for(attempt, 30, "a base backup with a new name", interval=0.2)
+
+    def ls(self, vols: Mapping[str, str], path: str = PG_MOUNTS["data"]) -> list[str]:
+        """The names in ``path`` of the volumes (a one-shot container)."""
+        rc, out = self.one_shot(vols, ["bash", "-c", f"ls -A {path}"])
+        assert rc == 0, out
+        return out.split()
+
+
+def server_now(c: Container) -> str:
+    """The server's clock (UTC), as `restore --target-time` takes it."""
+    return psql(c, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+                   "'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+
+
+def wait_clock_past(c: Container, instant: str) -> None:
+    """Poll until the server's clock is strictly past ``instant`` (commit times must differ)."""
+    past = f"SELECT clock_timestamp() > '{instant}'::timestamptz + interval '10 ms'"
+    wait_for(lambda: psql(c, past) == "t", 10, "the server clock to move past the noted time", interval=0.02)
+
+
+def switch_and_wait(c: Container) -> str:
+    """Switch to a new WAL segment and wait until the finished one is archived; its name."""
+    name = psql(c, "SELECT pg_walfile_name(pg_switch_wal())")
+    wait_for(lambda: exec_sh(c, ["test", "-f", f"/wal_archive/{name}.gz"])[0] == 0, 60, f"{name}.gz")
+    return name
+
+
+def drill_tags(c: Container) -> list[str]:
+    return psql(c, "SELECT string_agg(tag, ',' ORDER BY tag) FROM drill", db="loomworks").split(",")
 
 
 def runbook_command(section: str) -> list[str]:
