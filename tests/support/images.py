@@ -81,7 +81,7 @@ def _docker_build(tag: str, dockerfile: str | None, target: str | None, build_ar
     cmd = ["docker", "build", *options, "-f", str(REPO / dockerfile), "-t", tag, *build_args_for_host()]
     if target:
         cmd += ["--target", target]
-    if dockerfile == IMAGES["erp"][0]:
+    if str(dockerfile).endswith(IMAGES["erp"][0]):  # the ERP Dockerfile, here or in a copied context
         build_args = {"PDF_RENDERER": PDF_RENDERER, **(build_args or {})}
     for k, v in (build_args or {}).items():
         cmd += ["--build-arg", f"{k}={v}"]
