@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -218,8 +219,9 @@ def test_offline_default_build_fails_and_says_how_to_build_offline(context, file
 def test_debian_renderer_is_loud_in_the_build_log_and_recorded(docker_client, context, tag):
     """The offline route: PDF_RENDERER=debian downloads nothing, warns in the build log and
     records the renderer (the label and the start warning: tests/docker/test_image.py)."""
+    # a URL of its own: the renderer step runs (is not taken from the cache), so it logs
     r = docker_build(context, "base", tag, PDF_RENDERER="debian",
-                     WKHTMLTOX_DEB_URL="http://unreachable.invalid/never-fetched.deb")
+                     WKHTMLTOX_DEB_URL=f"http://unreachable.invalid/{secrets.token_hex(8)}.deb")
     assert r.returncode == 0, r.stderr[-4000:]
     assert ("wkhtmltox-fetch: WARNING: PDF_RENDERER=debian: this image renders PDF reports with "
             "Debian's wkhtmltopdf") in r.stderr
