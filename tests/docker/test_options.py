@@ -237,7 +237,7 @@ def test_refused_login_fails_at_once_with_the_server_message(lab, env, server_sa
 
 def test_missing_role_with_trust_auth_fails_at_once(lab, pg):
     """Where the server does not hide it behind a password failure, the missing role is named."""
-    hba = "/var/lib/postgresql/data/pg_hba.conf"
+    hba = '"$PGDATA/pg_hba.conf"'  # the image's PGDATA, expanded in the container
     rc, _ = pg.container.exec_run(["sh", "-c", f"sed -i '1i host all lwtest_ghost all trust' {hba}"],
                                   user="postgres")
     assert rc == 0

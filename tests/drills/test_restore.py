@@ -84,6 +84,8 @@ def test_runbook_restore_after_a_clean_stop_loses_nothing(stack: Stack, drill):
     last = call_kw(http, stack.url(), "res.partner", "create", {"name": f"{tag} last"})
     segment = stack.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
     stack.run("stop", "odoo", "postgres")
+    # PostgreSQL's own fast shutdown (exit 0), not SIGKILL at the end of the grace period (137)
+    assert stack.inspect("postgres")["State"]["ExitCode"] == 0, stack.logs("postgres", tail=20)
     assert not in_volume(stack, f"test -e /wal_archive/{segment}.gz"), "the last segment was archived"
     out, took = restore_latest(stack)
     kept = [ln.split("moved the old cluster aside to ", 1)[1].split(" ", 1)[0]

@@ -29,10 +29,10 @@ SECRET_NAMES = ("postgres_password", "db_password", "odoo_admin_passwd", "redis_
 # Capabilities a service may add back after cap_drop ALL, and why:
 ALLOWED_CAPS = {
     # entrypoint chowns the data/archive volumes as root, then setpriv's to postgres
-    "postgres": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
+    "postgres": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"},
     # the same entrypoint step (postgres image), then backup-scheduler as postgres
-    "backup": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
-    "walstream": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
+    "backup": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"},
+    "walstream": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"},
     "filestore": set(),
     "redis": set(),
     "odoo": set(),
@@ -80,8 +80,8 @@ def proc_status(st: Stack, service: str) -> dict[str, dict[str, str]]:
 
 
 # postgres starts as root to chown its volumes, then setpriv's to postgres; only PID 1, dumb-init
-# (forwards signals, reaps), stays root, with the five capabilities compose adds back for that
-# (so do the backup and walstream services, which run the same image).
+# (forwards signals, reaps), stays root, with the six capabilities compose adds back for that
+# (KILL: to forward the stop signal); so do the backup and walstream services (the same image).
 ROOT_INIT = {"postgres": "dumb-init", "backup": "dumb-init", "walstream": "dumb-init"}
 PROBES = ("sh", "cat", "tr", "docker-healthcheck.sh"[:15], "pg_isready", "psql")  # our probe / a health check
 # A health check script started through `#!/usr/bin/env bash` is named "bash": told by its command line.
@@ -396,7 +396,7 @@ def test_oversized_upload_is_refused_and_the_stack_stays_healthy(stack: Stack, d
     r = edge.request(stack.ports["HTTP_LOCAL_PORT"], "127.0.0.1", "/web/binary/upload_attachment",
                      method="POST", tls=False, body=Zeros(size), source="127.0.0.1", timeout=120,
                      headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"})
-    assert r.status == 413 and b"The upload exceeds the 100 MB limit" in r.body, (r.status, r.body[:300])
+    assert r.status == 413 and b"Upload too large: the limit is 100 MB." in r.body, (r.status, r.body[:300])
     r = requests.get(stack.url("/web/health"), timeout=30)
     assert r.status_code == 200 and stack.health("odoo") == "healthy" and stack.health("nginx") == "healthy"
     drill("edge: 100 MB+1 upload through the stack -> 413",
