@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
 
 import pytest
@@ -21,6 +22,9 @@ from tests.support.swarm import SwarmStack
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
+
+if os.environ.get("LWTEST_SWARM_DRILLS") != "1":  # ~8 min with the swarm's set-up and removal
+    pytest.skip("the Swarm stack tests run in `make swarm-drills`", allow_module_level=True)
 
 DB = "loomworks"
 
