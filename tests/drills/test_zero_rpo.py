@@ -102,4 +102,4 @@ def test_wal_stream_off_reports_the_loss_as_a_figure(postgres, drill):
     # what survives is a prefix: the archive holds whole segments, in order
     assert sorted(present) == list(range(1, len(present) + 1))
     drill("WAL_STREAM=off: postgres killed (SIGKILL) mid-write, its data volume deleted, restore --latest",
-          f"{len(lost)} lost of {len(acked)} acknowledged (not yet archived)")
+          f"{len(lost)} lost of {len(acked)} acknowledged (not yet archived)", expected_loss=True)
