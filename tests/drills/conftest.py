@@ -10,13 +10,12 @@ stream, so its outcome may state the figure). Without it the line is only printe
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support.compose import Stack
+from tests.support.drill import drill  # noqa: F401 - the results recorder, a fixture
 
 
 @pytest.fixture(scope="module")
@@ -33,22 +32,3 @@ def stacks(stack_tag: str) -> Iterator[Callable[..., Stack]]:
     yield make
     for st in made:
         st.destroy()
-
-
-@pytest.fixture
-def drill(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """record(name, outcome, recover_s=None, case=None, expected_loss=False): one row of the
-    results table; rows of one drill with the same outcome are merged, naming their cases."""
-
-    def record(name: str, outcome: str, recover_s: float | None = None, case: str | None = None,
-               expected_loss: bool = False) -> None:
-        row = {"drill": name, "outcome": outcome,
-               "recover_s": None if recover_s is None else round(recover_s, 1),
-               "test": request.node.nodeid, "case": case, "expected_loss": expected_loss}
-        print(f"\nDRILL {json.dumps(row)}")
-        path = os.environ.get("LW_DRILL_RESULTS")
-        if path:
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-
-    return record

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.drills.conftest import drill  # noqa: F401 - the drills' results recorder (make swarm-drills)
+from tests.support.drill import drill  # noqa: F401 - the drills' results recorder (make swarm-drills)
 from tests.support.images import REPO, build, tag
 from tests.support.swarm import SwarmStack, leave_created_swarm
 
