@@ -1,12 +1,6 @@
 """Drill fixtures: one Compose project per test module (``lwtest-drill-*``, the kit's
-``Stack``), and a recorder for the results table (tests/drills/report.py).
-
-``LW_DRILL_RESULTS`` names a JSON-lines file: each drill appends
-``{"drill", "outcome", "recover_s", "test", "case", "expected_loss"}`` (``case``: which
-parametrized case, or null; ``expected_loss``: the drill measures a loss the design accepts,
-e.g. the commits outside the WAL archive when the data volume is destroyed without a WAL
-stream, so its outcome may state the figure). Without it the line is only printed.
-"""
+``Stack``), and the results recorder ``drill`` (tests/support/drill.py: what it writes to
+``LW_DRILL_RESULTS`` for tests/drills/report.py)."""
 
 from __future__ import annotations
 
