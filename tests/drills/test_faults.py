@@ -153,12 +153,22 @@ def test_database_stopped_unhealthy_in_bound_then_recovers_with_all_records(stac
                          fault=lambda: docker("stop", "-t", "60", pg), heal=lambda: docker("start", pg))
 
 
+def write_wal_to_replay(st: Stack, rows: int = 1_000_000) -> None:
+    """A crash's usual state: a few hundred MB of WAL since the last checkpoint, which the
+    restarted server replays before it accepts connections ("the database system is starting
+    up"). Without it the killed server is back within the readiness probe's connect timeout
+    and the outage can pass unseen."""
+    st.psql("BEGIN; CREATE TABLE lwtest_replay AS SELECT g, repeat('x', 200) AS pad "
+            f"FROM generate_series(1, {rows}) g; DROP TABLE lwtest_replay; COMMIT")
+
+
 def test_database_killed_readiness_fails_then_recovers_with_all_records(stack: Stack, http, drill):
     tag = create_records(stack, http)
     before = odoo_started_at(stack)
     probe = ReadinessProbe(stack)
     try:
         wait_for(lambda: 200 in probe.seen, 30, "a passing readiness probe", interval=0.2)
+        write_wal_to_replay(stack)
         restarted = kill_until_restarted(stack, "postgres")
         stack.wait_service_healthy("postgres", timeout=180)
         n = len(probe.seen)
@@ -167,6 +177,7 @@ def test_database_killed_readiness_fails_then_recovers_with_all_records(stack: S
         recover = time.time() - restarted
     finally:
         seen = probe.stop()
+    print("\n" + "".join(ln for ln in stack.logs("postgres", tail=400).splitlines(True) if "redo" in ln))
     assert probe.odoo_fail, f"Odoo's readiness never answered 503 fail: {sorted(set(seen))}"
     assert odoo_started_at(stack) == before, "odoo was restarted: it must recover on its own"
     assert count_records(stack, http, tag) == 20
