@@ -68,12 +68,28 @@ class SwarmStack:
             raise
         return self
 
-    def destroy(self, leave: bool = True) -> None:
-        """Stack, volumes and secrets removed; the swarm left when `up` created it (unless
-        ``leave`` is false: the session leaves it once, see ``leave_created_swarm``)."""
+    def destroy(self, leave: bool = True) -> subprocess.CompletedProcess:
+        """Stack, its jobs' containers, volumes and secrets removed (`PURGE=1 swarm/stack down`);
+        the swarm left when `up` created it (unless ``leave`` is false: the session leaves it
+        once, see ``leave_created_swarm``). The script's run is returned, not checked."""
         env = {**self.env, "PURGE": "1", "LEAVE_SWARM": "1" if leave else "0"}
-        subprocess.run([str(STACK_SCRIPT), "down"], env=env, capture_output=True, timeout=600, check=False)
+        return subprocess.run([str(STACK_SCRIPT), "down"], env=env, capture_output=True, text=True,
+                              timeout=600, check=False)
 
+    def job_containers(self) -> list[str]:
+        """Names of the containers (any state) of the stack's one-off jobs (the migration jobs
+        of `swarm/stack up`, `upgrade` and `migrate`: services ``<stack>_migrate-<time>``)."""
+        out = docker("ps", "-a", "--filter", f"name={self.name}_migrate-", "--format",
+                     '{{.Names}} {{.Label "com.docker.swarm.service.name"}}').stdout
+        return [name for name, _, service in (line.partition(" ") for line in out.splitlines())
+                if service.startswith(f"{self.name}_migrate-")]
+
+    def leftovers(self) -> dict[str, list[str]]:
+        """What of the stack is still on this engine: containers of its services and jobs (any
+        state: task containers are named ``<stack>_<service>.<slot>.<task>``) and volumes."""
+        return {"containers": docker("ps", "-a", "--filter", f"name={self.name}_", "--format",
+                                     "{{.Names}}").stdout.split(),
+                "volumes": docker("volume", "ls", "-q", "--filter", f"name={self.name}_").stdout.split()}
 
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports['HTTP_LOCAL_PORT']}{path}"
@@ -140,7 +156,26 @@ class SwarmStack:
         return r.stdout + r.stderr
 
 
+def swarm_state() -> str:
+    """The engine's swarm state: ``inactive`` (in no swarm), ``active``, ..."""
+    return docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
+
+
+def created_swarm_idle() -> bool:
+    """The engine is in a swarm that swarm/stack created (node label loomworks.swarm-created)
+    and no service runs in it: the state `swarm/stack down` leaves."""
+    if swarm_state() != "active":
+        return False
+    label = docker("node", "inspect", "self", "--format", '{{index .Spec.Labels "loomworks.swarm-created"}}')
+    return label.stdout.strip() == "1" and not docker("service", "ls", "-q").stdout.split()
+
+
 def leave_created_swarm() -> None:
     """Leave the swarm when swarm/stack created it and nothing runs in it any more (leaving and
-    initialising a swarm between test modules left stale network state in the engine)."""
-    SwarmStack(name="lwtest-swarm-none").destroy()
+    initialising a swarm between test modules left stale network state in the engine); an
+    AssertionError when `swarm/stack down` fails or does not leave such a swarm."""
+    leave = created_swarm_idle()
+    down = SwarmStack(name="lwtest-swarm-none").destroy()
+    assert down.returncode == 0, f"swarm/stack down failed:\n{down.stderr[-3000:]}"
+    assert not leave or swarm_state() == "inactive", \
+        f"the swarm swarm/stack created is not left:\n{down.stderr[-3000:]}"

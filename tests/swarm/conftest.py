@@ -1,6 +1,7 @@
 """Swarm fixtures: the test images (the session's ERP image plus the test addon, a second
 version of it for rolling updates, and a never-healthy one) and one Swarm stack per module
-(tests/support/swarm.py), removed afterwards with the swarm it created."""
+(tests/support/swarm.py), removed afterwards (nothing of it may be left) with the swarm it
+created."""
 
 from __future__ import annotations
 
@@ -40,4 +41,6 @@ def swarm(swarm_session, stack_tag: str, lwtest_images: dict[str, str]) -> Itera
     try:
         yield st
     finally:
-        st.destroy(leave=False)
+        down = st.destroy(leave=False)
+    assert down.returncode == 0, f"swarm/stack down of {st.name} failed:\n{down.stderr[-3000:]}"
+    assert st.leftovers() == {"containers": [], "volumes": []}

@@ -151,3 +151,16 @@ def test_a_cron_job_runs_exactly_once_per_call_with_two_cron_runners(swarm: Swar
         wait_for(lambda: call_kw(http, swarm.url(), "ir.cron.trigger", "search_count",
                                  [("cron_id", "=", cron_id)]) == 0, 60, "trigger consumed", interval=0.5)
         assert runs() == call
+
+
+def test_down_with_purge_after_migration_jobs_leaves_nothing(swarm: SwarmStack):
+    """Issue 13: Docker before 24 never removes a replicated job's tasks nor their containers
+    (moby/moby#42789): each migration job's exited container stayed, holding the odoo_data
+    volume, and `PURGE=1 swarm/stack down` died ("volumes ... still in use") before leaving the
+    swarm. `up` ran one migration job, `upgrade` runs another. Last in the module: it removes
+    the module's stack (the session leaves the swarm once, and checks it did)."""
+    swarm.script("upgrade")
+    assert swarm.job_containers() == [], "a migration job's container outlived its job"
+    down = swarm.destroy(leave=False)
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert swarm.leftovers() == {"containers": [], "volumes": []}
