@@ -153,13 +153,13 @@ def test_database_stopped_unhealthy_in_bound_then_recovers_with_all_records(stac
                          fault=lambda: docker("stop", "-t", "60", pg), heal=lambda: docker("start", pg))
 
 
-def write_wal_to_replay(st: Stack, rows: int = 1_000_000) -> None:
+def write_wal_to_replay(st: Stack) -> None:
     """A crash's usual state: a few hundred MB of WAL since the last checkpoint, which the
     restarted server replays before it accepts connections ("the database system is starting
     up"). Without it the killed server is back within the readiness probe's connect timeout
     and the outage can pass unseen."""
     st.psql("BEGIN; CREATE TABLE lwtest_replay AS SELECT g, repeat('x', 200) AS pad "
-            f"FROM generate_series(1, {rows}) g; DROP TABLE lwtest_replay; COMMIT")
+            "FROM generate_series(1, 1000000) g; DROP TABLE lwtest_replay; COMMIT")  # ~290 MB of WAL
 
 
 def test_database_killed_readiness_fails_then_recovers_with_all_records(stack: Stack, http, drill):
