@@ -50,7 +50,8 @@ def test_no_build_tools_headers_or_caches(docker_client, erp_image):
 def test_runtime_tools_present(docker_client, erp_image):
     rc, out = run(docker_client, erp_image, "bash", "-c",
                   "wkhtmltopdf --version && psql --version && curl --version | head -1 && "
-                  "test -x /usr/bin/tini && command -v odoo && ls /opt/loomworks/addons")
+                  "test -x /usr/bin/tini && command -v odoo && ls /opt/loomworks/addons && "
+                  "test ! -e /opt/loomworks/dev-addons")  # the dev image's mail guard
     assert rc == 0, out
     assert "wkhtmltopdf 0.12" in out and "psql (PostgreSQL) 15" in out
     assert "/usr/local/bin/odoo" in out

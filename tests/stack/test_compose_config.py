@@ -310,3 +310,25 @@ def test_dev_override_mounts_addons_debugger_and_no_limits(dev, tmp_path):
     st = Stack(files=DEV, extra_env={"LOOMWORKS_ADDONS_DIR": str(tmp_path)})
     odoo = st.config()["services"]["odoo"]
     assert {v["target"]: v["source"] for v in odoo["volumes"]}["/opt/loomworks/addons"] == str(tmp_path)
+
+
+def test_only_the_dev_override_loads_the_mail_guard(base, dev):
+    """loomworks_dev_mail (every mail to the catcher) is in the dev image only and loaded by the
+    dev override only: production keeps its configured mail servers."""
+    env = base["services"]["odoo"]["environment"]
+    assert "ODOO_SERVER_WIDE_MODULES" not in env and "dev-addons" not in (env.get("ADDONS_PATH") or "")
+    entrypoint = (REPO / "docker" / "entrypoint.sh").read_text()
+    fixed = re.search(r"^server_wide_modules\(\) \{\n(.*?)^\}", entrypoint, re.M | re.S).group(1)
+    assert "loomworks_health" in fixed and "dev_mail" not in fixed
+    stages = re.split(r"^FROM ", (REPO / "docker" / "Dockerfile").read_text(), flags=re.M)
+    naming = sorted(st.split("\n", 1)[0] for st in stages[1:]
+                    if any("dev-addons" in line for line in st.splitlines() if not line.startswith("#")))
+    assert naming == ["base AS dev-addons", "common AS dev"], naming
+    assert not (REPO / "addons" / "loomworks_dev_mail").exists()  # INSTALL_ADDONS installs addons/*
+    env = dev["services"]["odoo"]["environment"]
+    assert env["ODOO_SERVER_WIDE_MODULES"] == "loomworks_dev_mail"
+    assert (env["ODOO_SMTP_SERVER"], env["ODOO_SMTP_PORT"]) == ("mail", "1025")
+    assert env["ADDONS_PATH"] == "/opt/loomworks/dev-addons"
+    # a developer's ADDONS_PATH is kept, after the guard's directory
+    odoo = Stack(files=DEV, extra_env={"ADDONS_PATH": "/mnt/a,/mnt/b"}).config()["services"]["odoo"]
+    assert odoo["environment"]["ADDONS_PATH"] == "/opt/loomworks/dev-addons,/mnt/a,/mnt/b"

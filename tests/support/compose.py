@@ -76,9 +76,10 @@ class Stack:
         files = [a for f in self.files for a in ("-f", str(REPO / f))]
         return ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file), *files, *args]
 
-    def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = True, timeout: float = 900,
+            input: str | None = None) -> subprocess.CompletedProcess:
         r = subprocess.run(self.cmd(*args), env=self.env, cwd=REPO, capture_output=True, text=True,
-                           timeout=timeout, check=False)
+                           timeout=timeout, check=False, input=input)
         if check and r.returncode != 0:
             raise RuntimeError(f"docker compose {' '.join(args)} failed ({r.returncode}):\n"
                                f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
@@ -162,6 +163,14 @@ class Stack:
 
     def exec(self, service: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run("exec", "-T", service, *args, check=check, timeout=120)
+
+    def odoo_shell(self, script: str, db: str = "loomworks", timeout: float = 300) -> str:
+        """``script`` (Python, on stdin) in ``odoo shell -d db`` inside the odoo service: a new
+        Odoo process with the service's config (its server-wide modules loaded); its output.
+        Without DEBUGPY_PORT: in the dev image the server's debugger already listens on it."""
+        r = self.run("exec", "-T", "odoo", "env", "-u", "DEBUGPY_PORT", "odoo", "shell", "-d", db,
+                     "--no-http", "--log-level=warn", input=script, timeout=timeout)
+        return r.stdout + r.stderr
 
     def url(self, path: str = "") -> str:
         """``path`` on nginx's plain local listener (what http://localhost:8069 is)."""

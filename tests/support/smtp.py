@@ -18,13 +18,25 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 @dataclass
 class Mailbox:
-    """What the server saw: accepted messages, and every AUTH attempt (login, ok)."""
+    """What the server saw: every session's greeting (the EHLO/HELO name: at least one
+    per SMTP session a client opened), every AUTH attempt (login, ok), and accepted messages."""
 
     user: str
     password: str
     messages: list[email.message.EmailMessage] = field(default_factory=list)
     logins: list[tuple[str, bool]] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    hellos: list[str] = field(default_factory=list)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself without this hook
+        self.hellos.append(hostname)
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname) -> str:
+        session.host_name = hostname
+        self.hellos.append(hostname)
+        return f"250 {server.hostname}"
 
     def authenticator(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
