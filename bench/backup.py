@@ -61,14 +61,18 @@ def pgbackrest_conf(root: Path, cluster: PgCluster) -> str:
 def start_restored(datadir: Path, sock: Path, password: str) -> tuple[subprocess.Popen, int]:
     """Start a restored data directory on a free port; returns once recovery has promoted it."""
     port = free_port()
-    proc = subprocess.Popen(["runuser", "-u", "postgres", "--", str(PG_BIN / "postgres"), "-D", str(datadir),
-                             "-c", f"port={port}", "-c", f"unix_socket_directories={sock}",
-                             "-c", "listen_addresses=", "-c", "archive_mode=off"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = datadir.parent / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(["runuser", "-u", "postgres", "--", str(PG_BIN / "postgres"),
+                                 "-D", str(datadir), "-c", f"port={port}",
+                                 "-c", f"unix_socket_directories={sock}",
+                                 "-c", "listen_addresses=", "-c", "archive_mode=off"],
+                                stdout=out, stderr=subprocess.STDOUT)
 
     def promoted() -> bool:
         if proc.poll() is not None:
-            raise BenchFailure(f"restored server in {datadir} exited ({proc.returncode})")
+            raise BenchFailure(f"restored server in {datadir} exited ({proc.returncode}): "
+                               f"{log.read_text()[-1500:]}")
         r = subprocess.run([str(PG_BIN / "psql"), "-h", str(sock), "-p", str(port), "-U", "postgres", "-XAtq",
                             "-c", "SELECT pg_is_in_recovery()"], capture_output=True, text=True, check=False,
                            env={"PGPASSWORD": password})
@@ -162,7 +166,8 @@ def run(ctx: Context) -> list[Row]:
         if r.returncode != 0:
             raise BenchFailure(f"restore --latest failed:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
         subprocess.run(["chown", "-R", "postgres:postgres", str(ours), str(arch), str(backups)], check=True)
-        proc, port = start_restored(ours, sock, pw)
+        # the image's PGDATA is a directory inside the volume (/var/lib/postgresql/data/pgdata)
+        proc, port = start_restored(ours / "pgdata", sock, pw)
         ours_rows = count_rows(sock, port, pw)
         proc.terminate()
         proc.wait(60)
