@@ -167,8 +167,9 @@ class Stack:
     def odoo_shell(self, script: str, db: str = "loomworks", timeout: float = 300) -> str:
         """``script`` (Python, on stdin) in ``odoo shell -d db`` inside the odoo service: a new
         Odoo process with the service's config (its server-wide modules loaded); its output.
-        Without DEBUGPY_PORT: in the dev image the server's debugger already listens on it."""
-        r = self.run("exec", "-T", "odoo", "env", "-u", "DEBUGPY_PORT", "odoo", "shell", "-d", db,
+        The operator's command as is: in the dev image the server's debugger holds DEBUGPY_PORT
+        and this process runs without one (docker/bin/odoo)."""
+        r = self.run("exec", "-T", "odoo", "odoo", "shell", "-d", db,
                      "--no-http", "--log-level=warn", input=script, timeout=timeout)
         return r.stdout + r.stderr
 
