@@ -38,6 +38,14 @@ static int tcp_connect(int port) {
     return fd;
 }
 
+/* The answer's first 15 bytes (its status line's start) into head, across reads. */
+static void keep_head(char *head, size_t *got, const char *buf, int n) {
+    size_t take = *got < 15 ? 15 - *got : 0;
+    if ((size_t)n < take) take = (size_t)n;
+    memcpy(head + *got, buf, take);
+    *got += take;
+}
+
 /* One connection; 0 when the answer was 200, -1 otherwise. */
 static int one(int port, const char *host, SSL_CTX *ctx, SSL_SESSION **session, int *reused) {
     char request[256], buf[4096], head[16] = "";
@@ -53,7 +61,7 @@ static int one(int port, const char *host, SSL_CTX *ctx, SSL_SESSION **session, 
         if (session && *session) SSL_set_session(ssl, *session);
         if (SSL_connect(ssl) != 1 || SSL_write(ssl, request, strlen(request)) <= 0) goto out;
         while ((n = SSL_read(ssl, buf, sizeof buf)) > 0)
-            if (got < 15) { memcpy(head + got, buf, n < 15 - (int)got ? n : 15 - got); got += n; }
+            keep_head(head, &got, buf, n);
         *reused = SSL_session_reused(ssl);
         if (session) {
             SSL_SESSION_free(*session);
@@ -62,7 +70,7 @@ static int one(int port, const char *host, SSL_CTX *ctx, SSL_SESSION **session, 
     } else {
         if (write(fd, request, strlen(request)) <= 0) goto out;
         while ((n = read(fd, buf, sizeof buf)) > 0)
-            if (got < 15) { memcpy(head + got, buf, n < 15 - (int)got ? n : 15 - got); got += n; }
+            keep_head(head, &got, buf, n);
     }
     ok = strncmp(head, "HTTP/1.1 200 OK", 15) == 0 ? 0 : -1;
 out:
