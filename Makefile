@@ -91,7 +91,7 @@ down:
 
 # Fault drills and security checks against real stacks; rewrites README's results table.
 drills: venv
-	$(VENV)/bin/python -m tests.drills.report
+	$(VENV)/bin/python -m tests.support.drill_report
 
 # Every benchmark beside its anchor: one Markdown table in bench/results/summary.md (+ .json).
 # BENCH_QUICK=1 for shorter runs; BENCH_ONLY=health,proxy to select sections (bench/README.md).
@@ -126,4 +126,4 @@ swarm-down:
 
 # The long Swarm drills; rewrites README's Swarm drill table.
 swarm-drills: venv
-	LWTEST_SWARM_DRILLS=1 $(VENV)/bin/python -m tests.drills.report --tests tests/swarm --section swarm-drills
+	LWTEST_SWARM_DRILLS=1 $(VENV)/bin/python -m tests.support.drill_report --tests tests/swarm --section swarm-drills

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tests.support.containers import run_once
-from tests.support.images import PDF_RENDERER, REPO, build_args_for_host
+from tests.support.images import GPU_DRIVERS, PDF_RENDERER, REPO, build_args_for_host
 
 pytestmark = [pytest.mark.docker, pytest.mark.odoo]
 
@@ -45,6 +45,13 @@ def test_no_build_tools_headers_or_caches(docker_client, erp_image):
     assert rc == 0, out
     assert "FOUND" not in out, out
     assert "(3, 11)" in out and "/opt/venv" in out
+
+
+def test_no_gpu_drivers(docker_client, erp_image):
+    """Qt's libGL pulls Mesa's drivers and LLVM (~160 MB); wkhtmltopdf renders offscreen and never
+    loads them: docker/conf/dpkg-slim.cfg keeps them out, on every architecture."""
+    rc, out = run(docker_client, erp_image, "bash", "-c", GPU_DRIVERS)
+    assert rc != 0 and out.count("No such file") == 3, out
 
 
 def test_runtime_tools_present(docker_client, erp_image):

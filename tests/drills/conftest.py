@@ -1,6 +1,6 @@
 """Drill fixtures: one Compose project per test module (``lwtest-drill-*``, the kit's
 ``Stack``), and the results recorder ``drill`` (tests/support/drill.py: what it writes to
-``LW_DRILL_RESULTS`` for tests/drills/report.py)."""
+``LW_DRILL_RESULTS`` for tests/support/drill_report.py)."""
 
 from __future__ import annotations
 

@@ -50,13 +50,9 @@ def deprecated_names(service: str) -> dict[str, str]:
 def bare_config(files: tuple[str, ...]) -> dict:
     """`docker compose config` with neither .env nor shell variables: value-less
     (pass-through) environment entries show as null."""
-    st = Stack(files=files)
-    try:
-        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
-        r = subprocess.run(st.cmd("config", "--format", "json"), env=env, cwd=REPO, capture_output=True,
-                           text=True, check=True)
-    finally:
-        st.env_file.unlink(missing_ok=True)
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+    r = subprocess.run(Stack(files=files).cmd("config", "--format", "json"), env=env, cwd=REPO,
+                       capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
 
 

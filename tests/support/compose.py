@@ -1,7 +1,7 @@
 """Drive the project's Compose stack from tests and benchmarks.
 
 Each ``Stack`` is its own Compose project (``<prefix>-<random>``, default ``lwtest``) with
-free loopback ports, an empty env file (a developer's ``.env`` never leaks in) and the
+free loopback ports, ``--env-file /dev/null`` (a developer's ``.env`` never leaks in) and the
 images the test session built (``LOOMWORKS_TAG``, default the session's tag).
 ``destroy()`` removes containers, networks and volumes.
 """
@@ -59,8 +59,6 @@ class Stack:
             "HTTP_LOCAL_PORT": free_port(), "HTTP_PORT": free_port(), "HTTPS_PORT": free_port(),
             "DEBUGPY_HOST_PORT": free_port(), "MAIL_WEB_HOST_PORT": free_port(),
         }
-        self.env_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.project}.env"
-        self.env_file.write_text("")
 
     @property
     def env(self) -> dict[str, str]:
@@ -74,7 +72,7 @@ class Stack:
 
     def cmd(self, *args: str) -> list[str]:
         files = [a for f in self.files for a in ("-f", str(REPO / f))]
-        return ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file), *files, *args]
+        return ["docker", "compose", "-p", self.project, "--env-file", os.devnull, *files, *args]
 
     def run(self, *args: str, check: bool = True, timeout: float = 900,
             input: str | None = None) -> subprocess.CompletedProcess:
@@ -109,7 +107,6 @@ class Stack:
 
     def destroy(self) -> None:
         self.run("down", "-v", "--remove-orphans", "--timeout", "30", check=False, timeout=300)
-        self.env_file.unlink(missing_ok=True)
 
     def containers(self) -> list[str]:
         """Every container of the project, created or running (the engine's project label)."""

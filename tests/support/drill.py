@@ -1,7 +1,7 @@
 """The drills' results recorder, a fixture for tests/drills and tests/swarm (make drills, make
 swarm-drills): ``drill(name, outcome, recover_s=None, case=None, expected_loss=False)`` appends one
 JSON line ``{"drill", "outcome", "recover_s", "test", "case", "expected_loss"}`` to the file
-``LW_DRILL_RESULTS`` names (without it the line is only printed); tests/drills/report.py builds
+``LW_DRILL_RESULTS`` names (without it the line is only printed); tests/support/drill_report.py builds
 the README table from it. ``case``: which parametrized case, or null; ``expected_loss``: the drill
 measures a loss the design accepts (e.g. the commits outside the WAL archive when the data volume
 is destroyed without a WAL stream), so its outcome may state the figure."""

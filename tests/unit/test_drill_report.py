@@ -1,4 +1,4 @@
-"""The drills' report (tests/drills/report.py, `make drills`): the table built from the drills'
+"""The drills' report (tests/support/drill_report.py, `make drills`): the table built from the drills'
 rows and pytest's JUnit XML, its header, its refusals, and the component-suite references."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.drills import report
+from tests.support import drill_report as report
 
 pytestmark = pytest.mark.unit
 

@@ -1,12 +1,12 @@
 """Run the drills and write their results table (Markdown) for the README.
 
-    .venv/bin/python -m tests.drills.report                  # run tests/drills, write the table
-    .venv/bin/python -m tests.drills.report --no-run         # rebuild the table from the last run
-    .venv/bin/python -m tests.drills.report -- -k faults     # extra pytest arguments after --
-    .venv/bin/python -m tests.drills.report --tests tests/swarm --section swarm-drills   # make swarm-drills
+    .venv/bin/python -m tests.support.drill_report               # run tests/drills, write the table
+    .venv/bin/python -m tests.support.drill_report --no-run      # rebuild the table from the last run
+    .venv/bin/python -m tests.support.drill_report -- -k faults  # extra pytest arguments after --
+    .venv/bin/python -m tests.support.drill_report --tests tests/swarm --section swarm-drills
 
 Each drill test appends one row (drill, outcome, seconds to recover, case) to a JSON-lines
-file (``LW_DRILL_RESULTS``, see conftest.py); pytest's JUnit XML says which tests failed. A
+file (``LW_DRILL_RESULTS``, see tests/support/drill.py); pytest's JUnit XML says which tests failed. A
 failed or skipped drill is shown as such and the command exits non-zero: the table never
 calls a drill passed that did not pass. Outcomes never say "lost" or "partial" (but "0 lost"):
 a drill that loses anything fails instead, and the command refuses to write such a row; the
