@@ -26,7 +26,7 @@ help:
 	@echo "make swarm-upgrade  IMAGE=...: migrations once (one-off job), then a rolling update"
 	@echo "make swarm-down     remove the Swarm stack (and leave the swarm swarm-up created)"
 	@echo "make swarm-drills   Swarm drills (rolling update, rollback, kill); rewrites README's Swarm table"
-	@echo "make lint    ruff, shellcheck, hadolint (when installed)"
+	@echo "make lint    ruff, shellcheck, hadolint"
 
 # The venv is rebuilt when a requirements file changes or the Odoo tree moves.
 VENV_STAMP := $(VENV)/.stamp-$(shell printf '%s' "$(ODOO_TREE)" | md5sum | cut -c1-8)
@@ -65,7 +65,7 @@ odoo:
 lint: venv
 	$(VENV)/bin/ruff check .
 	shellcheck -x $$(git ls-files | xargs grep -lE '^#!.*(ba)?sh' 2>/dev/null)
-	if command -v hadolint >/dev/null; then hadolint $$(git ls-files '*Dockerfile*'); fi
+	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 
 # The README's start command. Works offline: builds debian:bookworm-slim from a Debian
 # mirror when it cannot be pulled, builds Odoo from a local tree when one is found
