@@ -18,6 +18,15 @@ processes on this same machine: the load generator shares the cores with nginx's
 both used (the clients' CPU times; nginx's from /proc/PID/stat of the master and its
 workers) and nginx's CPU per connection. A connection that fails or an answer other than
 200 fails the section.
+
+Beside each goal, its ceiling: bench/tls_pkey.c times, alone on the machine and with the
+same OpenSSL, the public-key operations a connection cannot do without (the server's ECDSA
+P-256 signature and the client's check of it, one X25519 key generation and one derivation
+on each side; a TLS 1.3 resumption keeps the two X25519 ones). A plain connection plus those
+operations and nothing else (no key schedule, no records, no extra round trip) is the
+cheapest a TLS connection could be with them, so its ratio is the highest any TLS software
+linked to this OpenSSL could reach on this CPU: on the same cores (client and nginx CPU
+together, as the rate rows) and per nginx CPU-second.
 """
 
 from __future__ import annotations
@@ -38,21 +47,53 @@ from tests.support.nginx import NginxRun
 DOMAIN = "localhost"
 CLIENTS = 8 * max(1, os.cpu_count() or 1)
 CLIENT_SRC = Path(__file__).with_name("tls_client.c")
+PKEY_SRC = Path(__file__).with_name("tls_pkey.c")
 GOALS = {"full": 0.25, "resumed": 0.5}  # issue 15: x new plain connections/s
 MODES = ("plain", "full", "resumed", "resumed12")
+# The public-key operations (bench/tls_pkey.c's names) each side does per connection of a mode.
+_KX = ("x25519_keygen_us", "x25519_derive_us")
+PKEY_OPS = {"full": {"server": ("ecdsa_p256_sign_us", *_KX), "client": ("ecdsa_p256_verify_us", *_KX)},
+            "resumed": {"server": _KX, "client": _KX}}
+PKEY_WORDS = {("full", "both"): "ECDSA P-256 sign/verify and X25519 keygen + derive on each side",
+              ("full", "server"): "the server's ECDSA P-256 sign and X25519 keygen + derive",
+              ("resumed", "both"): "X25519 keygen + derive on each side",
+              ("resumed", "server"): "the server's X25519 keygen + derive"}
 
 
-def build_client(workdir: Path) -> Path:
-    """bench/tls_client.c compiled against the host's OpenSSL (gcc, libssl-dev)."""
-    exe = workdir / "tls_client"
+def build(src: Path, workdir: Path) -> Path:
+    """One of the section's C helpers compiled against the host's OpenSSL (gcc, libssl-dev)."""
+    exe = workdir / src.stem
     gcc = shutil.which("gcc")
     if not gcc:
-        raise BenchFailure("tls: gcc is not installed (needed to build bench/tls_client.c)")
-    r = subprocess.run([gcc, "-O2", "-Wall", "-o", str(exe), str(CLIENT_SRC), "-lssl", "-lcrypto"],
+        raise BenchFailure(f"tls: gcc is not installed (needed to build bench/{src.name})")
+    r = subprocess.run([gcc, "-O2", "-Wall", "-o", str(exe), str(src), "-lssl", "-lcrypto"],
                        capture_output=True, text=True, check=False)
     if r.returncode:
-        raise BenchFailure(f"tls: bench/tls_client.c does not build (libssl-dev?): {r.stderr.strip()}")
+        raise BenchFailure(f"tls: bench/{src.name} does not build (libssl-dev?): {r.stderr.strip()}")
     return exe
+
+
+def pkey_costs(exe: Path, key: Path, seconds: float) -> dict:
+    """Microseconds of CPU per public-key operation (bench/tls_pkey.c), with nginx's own key."""
+    r = subprocess.run([str(exe), str(key), str(seconds)], capture_output=True, text=True, check=False)
+    if r.returncode:
+        raise BenchFailure(f"tls: bench/tls_pkey.c failed: {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def ceilings(raw: dict) -> dict[str, dict]:
+    """Per goal mode: the ratios a plain connection plus that mode's public-key operations (and
+    nothing else) would reach, on the shared cores and per nginx CPU-second."""
+    plain, pk = raw["plain"], raw["pkey"]
+    nginx_ms = 1000 * plain["nginx_cpu_s"] / plain["connections"]
+    both_ms = nginx_ms + 1000 * plain["client_cpu_s"] / plain["connections"]
+    out = {}
+    for mode, sides in PKEY_OPS.items():
+        server_ms, client_ms = (sum(pk[op] for op in sides[side]) / 1000 for side in ("server", "client"))
+        out[mode] = {"server_ms": round(server_ms, 3), "client_ms": round(client_ms, 3),
+                     "shared_cores": both_ms / (both_ms + server_ms + client_ms),
+                     "per_nginx_cpu": nginx_ms / (nginx_ms + server_ms)}
+    return out
 
 
 def nginx_cpu_s(master_pid: int) -> float:
@@ -100,12 +141,14 @@ def run(ctx: Context) -> list[Row]:
     workdir = Path(tempfile.mkdtemp(prefix="lwbench-tls-"))
     edge = NginxRun.create(nginx, LOOMWORKS_DOMAIN=DOMAIN, ODOO_HTTP_PORT="9", ODOO_WS_PORT="9")
     try:
-        client = build_client(workdir)
+        client, pkey = build(CLIENT_SRC, workdir), build(PKEY_SRC, workdir)
         edge.start()
         for mode in MODES:
             measure_mode(edge, client, mode, 1)  # warm-up
             raw[mode] = measure_mode(edge, client, mode, seconds)
             say(f"  {mode}: {raw[mode]}")
+        raw["pkey"] = pkey_costs(pkey, edge.cert.with_name("privkey.pem"), 1 if ctx.quick else 3)
+        say(f"  public-key operations alone: {raw['pkey']}")
     finally:
         edge.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -116,6 +159,7 @@ def run(ctx: Context) -> list[Row]:
     labels = {"full": "TLS full handshakes/s (no resumption)",
               "resumed": "TLS resumed connections/s (nginx's session cache)",
               "resumed12": "TLS 1.2 resumed connections/s (session ID: no key exchange)"}
+    top = raw["ceilings"] = ceilings(raw)
     for mode, label in labels.items():
         r = raw[mode]
         goal = f"goal {GOALS[mode]}x; " if mode in GOALS else "no goal: the TLS machinery's floor; "
@@ -123,6 +167,13 @@ def run(ctx: Context) -> list[Row]:
                         "new plain-HTTP connections/s, same run", better="higher",
                         note=f"{goal}client's CPU share {r['client_cpu_share']:.0%}; "
                              f"nginx {r['nginx_cpu_ms_per_connection']} ms CPU/connection"))
+        if mode in top:
+            rows.append(Row("4 tls", f"{label}: ceiling, a plain connection plus "
+                            f"{PKEY_WORDS[mode, 'both']} only",
+                            round(plain["per_s"] * top[mode]["shared_cores"]), "/s", plain["per_s"],
+                            "new plain-HTTP connections/s, same run", better="higher",
+                            note=f"goal {GOALS[mode]}x; server {top[mode]['server_ms']} ms + client "
+                                 f"{top[mode]['client_ms']} ms of CPU, {raw['pkey']['openssl']}"))
     # The same comparison without the client: connections per second of nginx's own CPU (what
     # nginx could serve with the cores to itself), so the client's share cannot bend the ratio.
     per_cpu_s = {m: round(raw[m]["connections"] / raw[m]["nginx_cpu_s"]) for m in MODES}
@@ -132,6 +183,12 @@ def run(ctx: Context) -> list[Row]:
         rows.append(Row("4 tls", per_cpu_label, per_cpu_s[mode], "/CPU-s", per_cpu_s["plain"],
                         "plain-HTTP connections per nginx CPU-second, same run", better="higher",
                         note=f"{goal}nginx's CPU only"))
+        if mode in top:
+            rows.append(Row("4 tls", f"{per_cpu_label}: ceiling, a plain connection plus "
+                            f"{PKEY_WORDS[mode, 'server']} only",
+                            round(per_cpu_s["plain"] * top[mode]["per_nginx_cpu"]), "/CPU-s",
+                            per_cpu_s["plain"], "plain-HTTP connections per nginx CPU-second, same run",
+                            better="higher", note=f"goal {GOALS[mode]}x; {top[mode]['server_ms']} ms of CPU"))
     bad = {m: raw[m] for m in MODES if raw[m]["failed"] or raw[m]["not_resumed"]}
     if bad:
         raise BenchFailure(f"tls: failed or unresumed connections: {bad}", rows)

@@ -1,12 +1,16 @@
 """The bench's pure logic: ratios, figure formatting, the Markdown table and summary of `make bench`
 (bench/report.py), wrk's output and its failures (bench/proxy.py), BuildKit's executed steps
-(bench/image.py), latency percentiles (bench/health.py) and section selection."""
+(bench/image.py), latency percentiles (bench/health.py), section selection, and the TLS goals'
+ceilings with the C helper that times their public-key operations (bench/tls.py, tls_pkey.c)."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from bench import report
+from bench import report, tls
 from bench.__main__ import parse_only
 from bench.health import percentiles_ms
 from bench.image import executed_steps
@@ -167,3 +171,28 @@ def test_only_selects_sections_in_run_order_and_refuses_unknown_ones():
     assert parse_only("wal, health") == ["health", "wal"]
     with pytest.raises(SystemExit, match="unknown section.*nope"):
         parse_only("health,nope")
+
+
+def test_tls_ceilings_add_only_each_modes_public_key_operations():
+    raw = {"plain": {"connections": 1000, "nginx_cpu_s": 0.04, "client_cpu_s": 0.06},  # 0.04 + 0.06 ms
+           "pkey": {"ecdsa_p256_sign_us": 40, "ecdsa_p256_verify_us": 120,
+                    "x25519_keygen_us": 30, "x25519_derive_us": 50}}
+    top = tls.ceilings(raw)
+    assert top["full"]["server_ms"] == pytest.approx(0.12) and top["full"]["client_ms"] == pytest.approx(0.2)
+    assert top["full"]["per_nginx_cpu"] == pytest.approx(0.04 / 0.16)
+    assert top["full"]["shared_cores"] == pytest.approx(0.1 / 0.42)
+    assert top["resumed"]["per_nginx_cpu"] == pytest.approx(0.04 / 0.12)  # no signature
+    assert top["resumed"]["shared_cores"] == pytest.approx(0.1 / 0.26)
+
+
+def test_tls_pkey_times_each_operation_with_an_ecdsa_key_and_names_a_bad_key(tmp_path: Path):
+    key = tmp_path / "privkey.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-out", str(key)], check=True, capture_output=True)
+    costs = tls.pkey_costs(tls.build(tls.PKEY_SRC, tmp_path), key, 0.02)
+    assert costs["openssl"].startswith("OpenSSL ")
+    ops = {op for sides in tls.PKEY_OPS.values() for side in sides.values() for op in side}
+    assert ops == set(costs) - {"openssl"} and all(costs[op] > 0 for op in ops)
+    (tmp_path / "bad.pem").write_text("not a key\n")
+    with pytest.raises(report.BenchFailure, match=r"bad\.pem: not a readable PEM private key"):
+        tls.pkey_costs(tmp_path / "tls_pkey", tmp_path / "bad.pem", 0.02)
