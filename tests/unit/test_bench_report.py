@@ -189,10 +189,11 @@ def test_tls_pkey_times_each_operation_with_an_ecdsa_key_and_names_a_bad_key(tmp
     key = tmp_path / "privkey.pem"
     subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
                     "-out", str(key)], check=True, capture_output=True)
-    costs = tls.pkey_costs(tls.build(tls.PKEY_SRC, tmp_path), key, 0.02)
+    exe = tls.build(tls.PKEY_SRC, tmp_path)
+    costs = tls.pkey_costs(exe, key, 0.02)
     assert costs["openssl"].startswith("OpenSSL ")
     ops = {op for sides in tls.PKEY_OPS.values() for side in sides.values() for op in side}
     assert ops == set(costs) - {"openssl"} and all(costs[op] > 0 for op in ops)
     (tmp_path / "bad.pem").write_text("not a key\n")
     with pytest.raises(report.BenchFailure, match=r"bad\.pem: not a readable PEM private key"):
-        tls.pkey_costs(tmp_path / "tls_pkey", tmp_path / "bad.pem", 0.02)
+        tls.pkey_costs(exe, tmp_path / "bad.pem", 0.02)
